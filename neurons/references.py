@@ -1,0 +1,92 @@
+"""Neuron references as researchers write them, parsed in one place.
+
+Accepted forms: ``4c:447``, ``mixed4c:447``, ``inceptionv1/4c:447``,
+``inceptionv1/mixed4c:447``. The portable form stored in claims and exports is
+``inceptionv1/4c:447`` (see ``Neuron.ref``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from neurons.models import Layer, Model, Neuron
+
+__all__ = ["BadReference", "NeuronRef", "find_layer", "parse", "resolve"]
+
+REF_PATTERN = r"(?:(?P<model>[a-z0-9][a-z0-9_-]*)/)?(?P<layer>[A-Za-z0-9_.]+):(?P<index>\d+)"
+REF_RE = re.compile(REF_PATTERN)
+EXAMPLES = "e.g. 4c:447, mixed4c:447 or inceptionv1/4c:447"
+
+
+class BadReference(ValueError):
+    """A reference that does not name a neuron; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class NeuronRef:
+    model: str | None
+    layer: str
+    index: int
+
+    def __str__(self) -> str:
+        prefix = f"{self.model}/" if self.model else ""
+        return f"{prefix}{self.layer}:{self.index}"
+
+
+def parse(text: str) -> NeuronRef:
+    """Read a reference's syntax; nothing is looked up."""
+    match = REF_RE.fullmatch(text.strip())
+    if match is None:
+        raise BadReference(f"{text.strip()!r} is not a neuron reference ({EXAMPLES})")
+    return NeuronRef(match["model"], match["layer"], int(match["index"]))
+
+
+def find_model(slug: str) -> Model:
+    try:
+        return Model.objects.get(slug=slug)
+    except Model.DoesNotExist:
+        known = ", ".join(Model.objects.values_list("slug", flat=True)) or "none registered"
+        raise BadReference(f"unknown model {slug!r} (models: {known})") from None
+
+
+def find_layer(model: Model, name: str) -> Layer:
+    """A layer by canonical name or alias; OpenAI Microscope's ``mixed4c_0`` works too."""
+    layers = {}
+    for layer in model.layers.all():
+        layers[layer.name] = layers[layer.alias] = layer
+    candidates = [name, re.sub(r"_\d+$", "", name)]
+    for candidate in candidates:
+        if candidate in layers:
+            return layers[candidate]
+    known = ", ".join(layer.name for layer in model.layers.all())
+    raise BadReference(f"unknown layer {name!r} in {model.slug} (layers: {known})")
+
+
+def check_index(layer: Layer, index: int) -> None:
+    if not 0 <= index < layer.channels:
+        raise BadReference(
+            f"index {index} is out of range for {layer.model.slug}/{layer.name}, "
+            f"which has {layer.channels} channels (0-{layer.channels - 1})"
+        )
+
+
+def resolve(text: str | NeuronRef, *, model: Model | str | None = None) -> Neuron:
+    """The neuron a reference names. ``model`` is used when the reference names none."""
+    ref = parse(text) if isinstance(text, str) else text
+    if ref.model is not None:
+        found_model = find_model(ref.model)
+    elif isinstance(model, Model):
+        found_model = model
+    elif model:
+        found_model = find_model(model)
+    else:
+        raise BadReference(f"{ref} names no model; write it as {EXAMPLES.split()[-1]}")
+    layer = find_layer(found_model, ref.layer)
+    check_index(layer, ref.index)
+    neuron = (
+        Neuron.objects.select_related("layer__model").filter(layer=layer, index=ref.index).first()
+    )
+    if neuron is None:  # the layer is registered but its neurons are not (yet)
+        raise BadReference(f"{found_model.slug}/{layer.name}:{ref.index} is not in the catalog")
+    return neuron

@@ -1,0 +1,108 @@
+"""Writes to the catalog."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from neurons.models import Layer, Model, Neuron
+from render import organisms
+from render.organisms import LayerSpec, Organism
+
+NEURON_BATCH = 2000
+
+
+@cache
+def layer_specs(slug: str) -> tuple[LayerSpec, ...]:
+    """Every significant layer's shape, measured once per process by a forward pass."""
+    return tuple(organisms.describe(organisms.get(slug)))
+
+
+@dataclass(frozen=True)
+class Registration:
+    model: Model
+    layers_created: int
+    neurons_created: int
+    weights_message: str
+
+
+def weights_install(*, organism: Organism, source: Path | None, download: bool) -> str:
+    """Put the organism's weights where workers look, checked; return their sha256.
+
+    Returns "" when no weights are to be had. Raises WeightsError for a bad file.
+    """
+    weights_dir = Path(settings.WEIGHTS_DIR)
+    if source is not None:
+        loaded = organisms.load(organism, source)  # checks sha256 prefix and a strict load
+        target = weights_dir / organism.weights_filename
+        if source.resolve() != target.resolve():
+            weights_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        return loaded.weights_sha256
+    path = organisms.find_weights(organism, weights_dir)
+    if path is None and download:
+        path = organisms.download_weights(organism, weights_dir)
+    if path is None:
+        return ""
+    return organisms.check_weights(organism, path)
+
+
+@transaction.atomic
+def model_register(
+    *,
+    slug: str,
+    weights: Path | None = None,
+    download: bool = False,
+    progress: Callable[[Layer], None] | None = None,
+) -> Registration:
+    """Register an organism with all its layers and neurons. Running it again changes nothing.
+
+    Raises UnknownOrganism or WeightsError (nothing is stored then).
+    """
+    organism = organisms.get(slug)
+    sha256 = weights_install(organism=organism, source=weights, download=download)
+    model, _ = Model.objects.get_or_create(
+        slug=slug,
+        defaults={
+            "title": organism.title,
+            "description": organism.description,
+            "input_size": organism.input_size,
+        },
+    )
+    if sha256 and model.weights_sha256 != sha256:
+        model.weights_sha256 = sha256
+        model.save(update_fields=["weights_sha256"])
+
+    layers_created = neurons_created = 0
+    for position, spec in enumerate(layer_specs(slug)):
+        layer, created = Layer.objects.update_or_create(
+            model=model,
+            name=spec.name,
+            defaults={
+                "alias": spec.alias,
+                "position": position,
+                "channels": spec.channels,
+                "height": spec.height,
+                "width": spec.width,
+            },
+        )
+        layers_created += created
+        existing = set(layer.neurons.values_list("index", flat=True))
+        missing = [Neuron(layer=layer, index=i) for i in range(spec.channels) if i not in existing]
+        Neuron.objects.bulk_create(missing, batch_size=NEURON_BATCH)
+        neurons_created += len(missing)
+        if progress:
+            progress(layer)
+
+    message = (
+        f"weights sha256 {model.weights_sha256[:12]}..."
+        if model.weights_sha256
+        else organisms.missing_message(organism)
+    )
+    return Registration(model, layers_created, neurons_created, message)

@@ -1,0 +1,59 @@
+"""Catalog pages: server-rendered, no build step."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+
+from neurons import selectors
+from neurons.references import BadReference, resolve
+
+
+def model_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "neurons/model_list.html", {"models": selectors.model_list()})
+
+
+def model_detail(request: HttpRequest, model: str) -> HttpResponse:
+    found = selectors.model_get(slug=model)
+    layers = selectors.layer_list(model=found)
+    return render(request, "neurons/model_detail.html", {"model": found, "layers": layers})
+
+
+def layer_detail(request: HttpRequest, model: str, layer: str) -> HttpResponse:
+    found = selectors.layer_get(model=selectors.model_get(slug=model), name=layer)
+    if found.name != layer:  # an alias or an OpenAI Microscope name: send to the canonical page
+        return redirect(found, permanent=True)
+    context = {"model": found.model, "layer": found, "indices": range(found.channels)}
+    return render(request, "neurons/layer_detail.html", context)
+
+
+def neuron_detail(request: HttpRequest, model: str, layer: str, index: int) -> HttpResponse:
+    neuron = selectors.neuron_lookup(model=model, layer=layer, index=index)
+    if neuron.layer.name != layer:
+        return redirect(neuron, permanent=True)
+    found_layer = neuron.layer
+    context = {
+        "model": found_layer.model,
+        "layer": found_layer,
+        "neuron": neuron,
+        "previous": index - 1 if index > 0 else None,
+        "next": index + 1 if index + 1 < found_layer.channels else None,
+    }
+    return render(request, "neurons/neuron_detail.html", context)
+
+
+def legacy_neuron(request: HttpRequest, model: str, layer: str, index: str) -> HttpResponse:
+    """OpenAI Microscope's links (``/models/inceptionv1/mixed4c_0/447``) keep working."""
+    return redirect(
+        selectors.neuron_lookup(model=model, layer=layer, index=int(index)), permanent=True
+    )
+
+
+def short_link(request: HttpRequest, ref: str = "") -> HttpResponseRedirect:
+    """``/n/inceptionv1/4c:447`` (or ``/n/?q=...``) redirects to the neuron's page."""
+    text = ref or request.GET.get("q", "")
+    try:
+        neuron = resolve(text, model=request.GET.get("model") or None)
+    except BadReference as exc:
+        raise Http404(str(exc)) from None
+    return redirect(neuron)

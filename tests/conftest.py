@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from neurons.models import Model
+from neurons.services import model_register
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+PHOTOS = SHARED / "datasets" / "photos"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_files(tmp_path: Path) -> None:
+    """Media and weights of each test live in its own folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.WEIGHTS_DIR = tmp_path / "weights"
+
+
+@pytest.fixture
+def inceptionv1(db: None) -> Model:
+    """The InceptionV1 catalog, registered as a user would (no weights here)."""
+    return model_register(slug="inceptionv1").model
+
+
+@pytest.fixture
+def mobilenet(db: None) -> Model:
+    """MobileNetV2 with its real ImageNet weights from the registry package."""
+    return model_register(slug="mobilenet_v2").model

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import torch
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from neurons.models import Layer, Model, Neuron
+from render import organisms
+
+
+def add_model(*args: str) -> str:
+    out = StringIO()
+    call_command("add_model", *args, stdout=out, verbosity=0)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_add_model_registers_every_inceptionv1_layer_and_neuron() -> None:
+    output = add_model("inceptionv1")
+    model = Model.objects.get(slug="inceptionv1")
+    layers = list(model.layers.values_list("name", "alias", "channels"))
+    assert [name for name, _, _ in layers] == list(organisms.INCEPTIONV1_LAYERS)
+    assert [c for _, _, c in layers] == [64, 64, 192, 256, 480, 508, 512, 512, 528, 832, 832, 1024]
+    assert ("mixed4c", "4c", 512) in layers
+    assert Neuron.objects.filter(layer__model=model).count() == 5804
+    assert "weights missing for inceptionv1" in output
+    assert "--weights PATH" in output
+    assert not model.has_weights
+
+
+@pytest.mark.django_db
+def test_running_add_model_again_changes_nothing_and_duplicates_nothing() -> None:
+    add_model("inceptionv1")
+    before = list(Layer.objects.values_list("id", "name", "channels"))
+    output = add_model("inceptionv1")
+    assert "0 layers and 0 neurons new" in output
+    assert list(Layer.objects.values_list("id", "name", "channels")) == before
+    assert Neuron.objects.count() == 5804
+
+
+@pytest.mark.django_db
+def test_mobilenet_layers_match_a_forward_pass_and_its_weights_are_checked() -> None:
+    add_model("mobilenet_v2")
+    model = Model.objects.get(slug="mobilenet_v2")
+    organism = organisms.get("mobilenet_v2")
+    net = organism.architecture().eval()
+    shapes = {}
+    hooks = [
+        net.get_submodule(f"features.{i}").register_forward_hook(
+            lambda m, i, o, n=i: shapes.__setitem__(n, o.shape)
+        )
+        for i in range(19)
+    ]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 224, 224))
+    for hook in hooks:
+        hook.remove()
+    for layer in model.layers.all():
+        _, channels, height, width = shapes[layer.position]
+        assert (layer.name, layer.channels, layer.height, layer.width) == (
+            f"features_{layer.position}",
+            channels,
+            height,
+            width,
+        )
+    assert Neuron.objects.filter(layer__model=model).count() == sum(s[1] for s in shapes.values())
+    assert model.weights_sha256.startswith("b0353104")
+
+
+@pytest.mark.django_db
+def test_add_model_installs_a_given_weights_file_after_checking_it(tmp_path: Path) -> None:
+    organism = organisms.get("mobilenet_v2")
+    source = organisms.find_weights(organism, tmp_path)
+    assert source is not None
+    add_model("mobilenet_v2", "--weights", str(source))
+    installed = Path(settings.WEIGHTS_DIR) / organism.weights_filename
+    assert organisms.file_sha256(installed).startswith("b0353104")
+
+
+@pytest.mark.django_db
+def test_a_wrong_weights_file_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, bogus)
+    with pytest.raises(CommandError, match="not the mobilenet_v2 weights"):
+        add_model("mobilenet_v2", "--weights", str(bogus))
+    with pytest.raises(CommandError, match="does not load into inceptionv1"):
+        add_model("inceptionv1", "--weights", str(bogus))
+    with pytest.raises(CommandError, match="weights file not found"):
+        add_model("inceptionv1", "--weights", str(tmp_path / "absent.pth"))
+    assert not Model.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_unknown_model_gets_the_list_of_known_ones() -> None:
+    with pytest.raises(CommandError, match="unknown model 'vgg99'; known models: alexnet"):
+        add_model("vgg99")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("slug", ["alexnet", "resnet50"])
+def test_more_torchvision_organisms_register_without_weights(slug: str) -> None:
+    output = add_model(slug)
+    model = Model.objects.get(slug=slug)
+    assert model.layers.count() == len(organisms.get(slug).layers)
+    assert f"weights missing for {slug}" in output

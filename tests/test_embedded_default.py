@@ -1,0 +1,49 @@
+"""The newcomer's path: a fresh SQLite file and the filesystem broker, no server at all."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_catalog_works_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env["MICROSCOPE_VAR_DIR"] = str(tmp_path / "var")
+    manage("migrate", "--no-input", env=env)
+    manage("add_model", "inceptionv1", env=env)
+    output = manage("add_model", "inceptionv1", env=env)
+    assert "12 layers, 5804 neurons (0 layers and 0 neurons new)" in output
+    assert (tmp_path / "var" / "db.sqlite3").exists()
+    assert (tmp_path / "var" / "broker" / "queue").is_dir()
+    code = (
+        "import django; django.setup();"
+        "from django.test import Client;"
+        "r = Client().get('/n/inceptionv1/4c:447', follow=True);"
+        "print(r.status_code, r.redirect_chain[-1][0])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "microscope.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == ["200", "/models/inceptionv1/mixed4c/447/"], result.stderr

@@ -1,0 +1,501 @@
+"""Expanded weights: how strongly each neuron of one layer feeds each neuron of a layer above.
+
+Where two significant layers are joined by a single convolution, the weights between
+their neurons are that convolution's kernel. Mostly they are not: InceptionV1's mixed
+blocks have four branches with bottlenecks and pools, MobileNetV2's inverted residual
+blocks expand, filter depthwise, project and add a skip, ResNet's bottlenecks likewise.
+Following the Circuits thread ("Visualizing Weights", Olah et al. 2020) we *linearize*
+the path between the two layers and read off its effective kernel, the "expanded weights".
+
+How (one method for every organism):
+
+1. Deep-copy the model (the caller's model is never touched) and swap its nonlinear
+   modules for linear stand-ins:
+
+   - ``nn.ReLU``, ``nn.ReLU6``, ``nn.LeakyReLU`` and lucent's ``ReluLayer`` /
+     ``RedirectedReluLayer`` become the identity (torchvision models and lucent's
+     InceptionV1 call their ReLUs through these modules);
+   - ``nn.MaxPool2d`` and lucent's ``MaxPool2dLayer`` become an average pool with the
+     same kernel, stride and padding, as in the Circuits work. lucent's InceptionV1 pads
+     with ``-inf`` before pooling (``F.pad(..., value=-inf)``); the stand-in turns
+     ``-inf`` into 0 first, so the border counts as zero instead of producing NaN.
+
+2. Hook the lower layer's module so that its output is replaced by a leaf tensor ``X``
+   of zeros, run the copy, and differentiate the upper layer's output at its centre
+   position with respect to ``X`` (one output channel per batch item, so a single
+   backward pass yields a block of output channels). The forward pass stops at the
+   upper layer, so nothing above it runs.
+
+3. Crop the gradient to the box where it is non-zero (the centre unit's receptive field
+   in the lower layer's grid, found with a random probe of all output channels). The
+   result is ``weights[c_out, c_in, dy, dx]``: how much input channel ``c_in`` at offset
+   ``(dy, dx)`` inside that box adds to output channel ``c_out`` at the centre. As for a
+   convolution (cross-correlation), no flip is involved: for a single conv the expanded
+   weights *are* its kernel.
+
+What this gets right and where it is an approximation:
+
+- Convolutions, concatenations, additions (residual skips) and average pools are linear:
+  exact. BatchNorm in eval mode is affine: exact. Biases are constant and drop out of a
+  Jacobian.
+- ReLUs become the identity, so the weights describe the path as if every unit in between
+  were active: the Circuits convention. A ReLU that is called functionally inside a
+  ``forward`` (not through a module) is not replaced and stays nonlinear: the Jacobian
+  then holds at the point ``X = 0`` (with biases propagated). None of the registered
+  organisms does that.
+- Max pools are approximated by average pools (Circuits convention).
+- InceptionV1's local response normalisation (a functional call in its ``forward``, after
+  ``conv2d0`` and ``conv2d2``) is not linear: it is linearized at the baseline. Its input
+  there is ``X = 0`` (or ``X`` pooled: 0 too), where its derivative is ``1 / k**beta = 1``,
+  so in effect it is treated as the identity.
+- Other activations (sigmoid, SiLU, ...) are left alone and linearized at ``X = 0``.
+
+Per organism:
+
+- InceptionV1 (lucent): ``ReluLayer`` -> identity; ``MaxPool2dLayer`` (stride 1 in the pool
+  branches, stride 2 between stages, both after a ``-inf`` pad) -> average pool; the
+  four branches' concatenation is exact; LRN (only on the way from ``conv2d0`` to
+  ``conv2d1`` and from ``conv2d2`` to ``mixed3a``) as above.
+- MobileNetV2: ``ReLU6`` -> identity; expand, depthwise and project convolutions with
+  BatchNorm folded in, plus the residual skip where the block has one: exact.
+- ResNet-50: ``ReLU`` (also the one after the residual addition) -> identity; the three
+  convolutions, BatchNorm and the skip (or its downsampling conv): exact.
+- AlexNet: ``ReLU`` -> identity; the max pools after ``conv1`` and ``conv2`` -> average
+  pools.
+
+The kernel may be rectangular and off-centre (stride 2 with asymmetric padding). If the
+receptive field does not fit in the lower layer's grid, ``X`` is enlarged spatially (the
+operations between significant layers are convolutional, so any grid size works); where it
+fits easily, ``X`` shrinks to just around it, for speed. Where a tensor from below the
+lower layer joins in above it (so grids must match), the natural grid is used.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from render.organisms import Organism
+
+__all__ = [
+    "Connection",
+    "ExpandedWeights",
+    "expanded_weights",
+    "heatmap_png",
+    "input_ranking",
+    "linearized_copy",
+    "strongest_inputs",
+    "strongest_outputs",
+]
+
+# Elements of X per backward pass: bounds memory (activations scale with it) while
+# keeping passes few. 2**22 floats = 16 MiB for X itself.
+_CHUNK_ELEMENTS = 1 << 22
+# Input size for passes whose lower layers only have to run, not to be right.
+_SMALL_INPUT = 64
+
+
+@dataclass(frozen=True)
+class ExpandedWeights:
+    layer: str  # the upper layer (canonical name)
+    below: str  # the lower layer (canonical name)
+    weights: np.ndarray  # float32 [len(channels), C_in, kh, kw]
+    channels: tuple[int, ...]  # output channels of `layer`, in the order of weights' rows
+
+    def row(self, channel: int) -> np.ndarray:
+        """The [C_in, kh, kw] weights into one output channel."""
+        try:
+            return self.weights[self.channels.index(channel)]
+        except ValueError:
+            raise KeyError(f"channel {channel} of {self.layer} was not computed") from None
+
+
+@dataclass(frozen=True)
+class Connection:
+    layer: str
+    channel: int
+    strength: float  # L2 norm of the kernel
+    sign: int  # +1 excitatory, -1 inhibitory: the sign of the kernel's sum
+    rank: int  # 1-based, among all inputs (or outputs) considered
+    kernel: np.ndarray  # [kh, kw]
+
+
+# --- linear stand-ins -------------------------------------------------------------------
+
+
+class _LinearIdentity(nn.Module):
+    """Stands in for a ReLU; accepts the extra arguments lucent's layers may get."""
+
+    def forward(self, tensor: torch.Tensor, *_args: object, **_kwargs: object) -> torch.Tensor:
+        return tensor
+
+
+def _avg_pool(
+    x: torch.Tensor,
+    kernel_size: object,
+    stride: object,
+    padding: object,
+    ceil_mode: bool,
+) -> torch.Tensor:
+    # lucent pads with -inf so that max pooling ignores the border; for an average the
+    # neutral border is 0.
+    x = torch.where(torch.isneginf(x), torch.zeros((), dtype=x.dtype, device=x.device), x)
+    return F.avg_pool2d(
+        x, kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode, count_include_pad=True
+    )
+
+
+class _LinearMaxPool(nn.Module):
+    """Average pool in place of ``nn.MaxPool2d`` (same kernel, stride, padding)."""
+
+    def __init__(self, pool: nn.MaxPool2d) -> None:
+        super().__init__()
+        if pool.dilation not in (1, (1, 1)) or pool.return_indices:
+            raise NotImplementedError("no average-pool stand-in for dilated or indexed pools")
+        self.kernel_size = pool.kernel_size
+        self.stride = pool.stride if pool.stride is not None else pool.kernel_size
+        self.padding = pool.padding
+        self.ceil_mode = pool.ceil_mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _avg_pool(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+
+
+class _LinearMaxPoolLayer(nn.Module):
+    """Average pool in place of lucent's ``MaxPool2dLayer`` (same call signature)."""
+
+    def forward(
+        self,
+        tensor: torch.Tensor,
+        kernel_size: object = (3, 3),
+        stride: object = (1, 1),
+        padding: object = 0,
+        ceil_mode: bool = False,
+    ) -> torch.Tensor:
+        return _avg_pool(tensor, kernel_size, stride, padding, ceil_mode)
+
+
+def _lucent_classes() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    try:
+        from lucent.modelzoo.inceptionv1 import helper_layers as h
+    except ImportError:  # lucent is optional for organisms that do not need it
+        return (), ()
+    return (h.ReluLayer, h.RedirectedReluLayer), (h.MaxPool2dLayer,)
+
+
+def _stand_in(module: nn.Module) -> nn.Module | None:
+    lucent_relus, lucent_pools = _lucent_classes()
+    if isinstance(module, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, *lucent_relus)):
+        return _LinearIdentity()
+    if isinstance(module, nn.MaxPool2d):
+        return _LinearMaxPool(module)
+    if isinstance(module, lucent_pools):
+        return _LinearMaxPoolLayer()
+    return None
+
+
+def linearized_copy(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
+    """A copy of ``model`` on ``device``, in eval mode, with ReLUs as identities and max
+    pools as average pools (see the module docstring), and no hooks.
+
+    The modules are copied; parameters and buffers are shared with ``model`` when they
+    already live on ``device`` (copying ResNet-50's takes a second) and the copy never
+    writes to them. ``model`` is left as it is.
+    """
+    tensors = [*model.parameters(), *model.buffers()]
+    shared = all(t.device == torch.device(device) for t in tensors)
+    memo = {id(t): t for t in tensors} if shared else {}
+    lin = copy.deepcopy(model, memo)
+    for module in lin.modules():
+        # Hooks someone left on the original (lucent leaks them) must not run here.
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+        for name, child in list(module.named_children()):
+            replacement = _stand_in(child)
+            if replacement is not None:
+                setattr(module, name, replacement)
+    if not shared:
+        lin = lin.to(device)
+        for param in lin.parameters():
+            param.requires_grad_(False)
+    return lin.eval()
+
+
+# --- the Jacobian -----------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Raised by the upper layer's hook: nothing above it needs to run."""
+
+
+def _jacobian_rows(
+    lin: nn.Module,
+    below: nn.Module,
+    above: nn.Module,
+    image: torch.Tensor,
+    x_shape: tuple[int, int, int],
+    cotangents: torch.Tensor,
+) -> torch.Tensor:
+    """Gradient of <cotangents[b], above's output at its centre> w.r.t. below's output.
+
+    ``cotangents`` is [B, C_out]; returns [B, C_in, H, W] for ``x_shape = (C_in, H, W)``.
+    """
+    x = torch.zeros((cotangents.shape[0], *x_shape), device=image.device, requires_grad=True)
+    captured: dict[str, torch.Tensor] = {}
+
+    def replace(_m: nn.Module, _i: object, _o: object) -> torch.Tensor:
+        return x
+
+    def stop(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
+        captured["y"] = output
+        raise _Stop
+
+    handles = [below.register_forward_hook(replace), above.register_forward_hook(stop)]
+    try:
+        with torch.enable_grad():
+            try:
+                lin(image)
+            except _Stop:
+                pass
+            else:
+                raise ValueError("the upper layer did not run after the lower one")
+            y = captured["y"]
+            centre = (y.shape[2] // 2, y.shape[3] // 2)
+            picked = y[:, :, centre[0], centre[1]]  # [B, C_out]
+            (grad,) = torch.autograd.grad((picked * cotangents).sum(), x, allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if grad is None:
+        raise ValueError("the upper layer does not depend on the lower one")
+    return grad
+
+
+def _shapes(
+    lin: nn.Module, below: nn.Module, above: nn.Module, image: torch.Tensor
+) -> tuple[torch.Size, torch.Size]:
+    """Output shapes of the two layers for this input (measured, never typed by hand)."""
+    shapes: dict[str, torch.Size] = {}
+
+    def record_below(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
+        shapes["below"] = output.shape
+
+    def record_above(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
+        shapes["above"] = output.shape
+        raise _Stop
+
+    handles = [below.register_forward_hook(record_below), above.register_forward_hook(record_above)]
+    try:
+        with torch.no_grad():
+            lin(image)
+    except _Stop:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    if "above" not in shapes or "below" not in shapes:
+        raise ValueError("the layers did not both run in a forward pass")
+    if min(shapes["below"][2:]) < 1:
+        raise ValueError("the input is too small")
+    return shapes["below"], shapes["above"]
+
+
+def _box(support: torch.Tensor) -> tuple[slice, slice]:
+    rows = torch.nonzero(support.any(dim=1)).flatten()
+    cols = torch.nonzero(support.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        raise ValueError("the upper layer's centre does not depend on the lower layer")
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def _touches_border(box: tuple[slice, slice], height: int, width: int) -> bool:
+    rows, cols = box
+    return rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width
+
+
+def expanded_weights(
+    model: nn.Module,
+    organism: Organism,
+    layer: str,
+    *,
+    below: str | None = None,
+    channels: Sequence[int] | None = None,
+    device: str | torch.device = "cpu",
+) -> ExpandedWeights:
+    """Expanded weights into ``layer`` from the significant layer below it.
+
+    Args:
+        layer: name or alias of a significant layer of ``organism``.
+        below: a lower significant layer; by default the one directly below ``layer``.
+            Layers further down work too: everything in between is linearized.
+        channels: output channels of ``layer`` to compute (all by default).
+        device: where to run the linearized copy.
+
+    Returns:
+        ``ExpandedWeights`` with ``weights[i]`` the [C_in, kh, kw] kernel into
+        ``channels[i]``.
+    """
+    upper = organism.layer(layer)
+    index = organism.layers.index(upper)
+    if below is None:
+        if index == 0:
+            raise ValueError(f"{upper.name} is the lowest significant layer: nothing below it")
+        lower = organism.layers[index - 1]
+    else:
+        lower = organism.layer(below)
+        if organism.layers.index(lower) >= index:
+            raise ValueError(f"{lower.name} is not below {upper.name}")
+
+    lin = linearized_copy(model, device)
+    below_module = lin.get_submodule(lower.module)
+    above_module = lin.get_submodule(upper.module)
+    c_in = c_out = 0
+    box: tuple[slice, slice] | None = None
+    resizable = True  # whether X's grid may differ from the one the layers below produce
+
+    def probe(image: torch.Tensor, grid: tuple[int, int]) -> tuple[slice, slice] | None:
+        """The receptive field's box on a grid of this size, None where it does not fit.
+
+        A random mix of all output channels is non-zero wherever any channel's weights are.
+        """
+        cotangent = torch.randn(1, c_out, generator=torch.Generator().manual_seed(0))
+        grad = _jacobian_rows(
+            lin, below_module, above_module, image, (c_in, *grid), cotangent.to(device)
+        )
+        found = _box(grad[0].ne(0).any(dim=0))
+        return None if _touches_border(found, *grid) else found
+
+    # The layers below `lower` only have to run for the hook to fire (their output is
+    # replaced), so a small input does where the network accepts one.
+    for size in (_SMALL_INPUT, organism.input_size):
+        image = torch.zeros(1, 3, size, size, device=device)
+        try:
+            below_shape, above_shape = _shapes(lin, below_module, above_module, image)
+        except (RuntimeError, ValueError):
+            if size == organism.input_size:
+                raise
+            continue
+        _, c_in, height, width = below_shape
+        c_out = above_shape[1]
+        # Grow the grid until the receptive field fits inside with a margin of zeros.
+        grid = natural = (height, width)
+        for _ in range(6 if resizable else 1):
+            try:
+                box = probe(image, grid)
+            except RuntimeError:
+                if grid == natural:
+                    raise
+                # Something from below `lower` joins in above it: grids must match.
+                resizable = False
+                break
+            if box is not None:
+                break
+            grid = (2 * grid[0] + 1, 2 * grid[1] + 1)
+        if box is not None:
+            break
+    if box is None:
+        raise ValueError(f"the receptive field of {upper.name} in {lower.name} does not fit")
+    wanted = list(range(c_out)) if channels is None else [int(c) for c in channels]
+    if any(not 0 <= c < c_out for c in wanted):
+        raise ValueError(f"{upper.name} has channels 0..{c_out - 1}; asked for {wanted}")
+
+    # Shrink the grid to just around the field: the cost of each pass scales with the
+    # grid, and the kernel does not depend on it (the map is translation-equivariant).
+    kh, kw = _size(box)
+    for extra in range(2, 6) if resizable else ():
+        smaller = (kh + extra, kw + extra)
+        if smaller[0] >= grid[0] and smaller[1] >= grid[1]:
+            break
+        try:
+            found = probe(image, smaller)
+        except RuntimeError:
+            break
+        if found is not None and _size(found) == (kh, kw):
+            grid, box = smaller, found
+            break
+
+    rows: list[torch.Tensor] = []
+    per_pass = max(1, _CHUNK_ELEMENTS // (c_in * grid[0] * grid[1]))
+    eye = torch.eye(c_out, device=device)
+    for start in range(0, len(wanted), per_pass):
+        block = wanted[start : start + per_pass]
+        grad = _jacobian_rows(lin, below_module, above_module, image, (c_in, *grid), eye[block])
+        rows.append(grad[:, :, box[0], box[1]].detach().cpu())
+    weights = torch.cat(rows).numpy().astype(np.float32, copy=False)
+    return ExpandedWeights(upper.name, lower.name, weights, tuple(wanted))
+
+
+def _size(box: tuple[slice, slice]) -> tuple[int, int]:
+    return box[0].stop - box[0].start, box[1].stop - box[1].start
+
+
+# --- rankings and pictures --------------------------------------------------------------
+
+
+def _strengths(kernels: np.ndarray) -> np.ndarray:
+    return np.sqrt((kernels.astype(np.float64) ** 2).sum(axis=(-2, -1)))
+
+
+def _connections(layer: str, ids: Sequence[int], kernels: np.ndarray, top: int) -> list[Connection]:
+    strengths = _strengths(kernels)
+    order = np.argsort(-strengths, kind="stable")  # ties keep channel order
+    return [
+        Connection(
+            layer=layer,
+            channel=int(ids[i]),
+            strength=float(strengths[i]),
+            sign=1 if kernels[i].sum() >= 0 else -1,
+            rank=rank,
+            kernel=kernels[i],
+        )
+        for rank, i in enumerate(order[:top], start=1)
+    ]
+
+
+def input_ranking(w: ExpandedWeights, channel: int) -> list[Connection]:
+    """Every input of ``channel``, strongest first (ranks 1..C_in)."""
+    row = w.row(channel)
+    return _connections(w.below, range(row.shape[0]), row, row.shape[0])
+
+
+def strongest_inputs(w: ExpandedWeights, channel: int, top: int = 10) -> list[Connection]:
+    """The ``top`` channels of ``w.below`` with the strongest expanded weights into
+    ``channel`` of ``w.layer``; strength is the L2 norm of the kernel."""
+    return input_ranking(w, channel)[:top]
+
+
+def strongest_outputs(w_above: ExpandedWeights, channel: int, top: int = 10) -> list[Connection]:
+    """The ``top`` channels of ``w_above.layer`` (among those computed) that ``channel``
+    of ``w_above.below`` feeds most strongly."""
+    return _connections(w_above.layer, w_above.channels, w_above.weights[:, channel], top)
+
+
+def heatmap_png(kernel: np.ndarray, size: int = 48, vmax: float | None = None) -> bytes:
+    """A [kh, kw] kernel as a PNG: red excitatory, blue inhibitory, white zero.
+
+    The scale is symmetric: ``vmax`` (default: the kernel's largest magnitude) is full
+    colour. Pass one ``vmax`` to several kernels to compare them on one scale.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2:
+        raise ValueError(f"expected a 2-D kernel, got shape {k.shape}")
+    scale = float(np.abs(k).max()) if vmax is None else float(vmax)
+    v = np.clip(k / scale, -1.0, 1.0) if scale > 0 else np.zeros_like(k)
+    pos, neg = np.clip(v, 0, None), np.clip(-v, 0, None)
+    rgb = np.stack([1 - neg, 1 - pos - neg, 1 - pos], axis=-1)
+    image = Image.fromarray(np.round(rgb * 255).astype(np.uint8), "RGB")
+    kh, kw = k.shape
+    longest = max(kh, kw)
+    shape = (max(1, round(size * kw / longest)), max(1, round(size * kh / longest)))
+    image = image.resize(shape, Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

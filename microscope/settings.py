@@ -33,6 +33,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "neurons",
+    "people",
+    "annotations",
+    "api",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -43,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "api.middleware.rate_limit_headers",
 ]
 
 ROOT_URLCONF = "microscope.urls"
@@ -75,6 +80,16 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
+# Per-process memory by default; CACHE_URL=redis://... shares API throttle counts between
+# the processes of a deployment.
+if env_str("CACHE_URL", ""):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("CACHE_URL", ""),
+        }
+    }
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -97,6 +112,19 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
+    # Anyone reads; writes need a personal token (scripts) or a session with CSRF (browser).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.AnonThrottle", "api.throttling.UserThrottle"],
+    # e.g. "600/min"; empty turns a throttle off. Counted in the default cache (CACHE_URL).
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_THROTTLE_ANON", "600/min") or None,
+        "user": env_str("API_THROTTLE_USER", "6000/min") or None,
+    },
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Microscope API",
@@ -107,24 +135,68 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "ClaimKindEnum": "annotations.models.Kind",
+        "RenderKindEnum": "jobs.models.Kind",
+    },
 }
 
 # Celery: the embedded default is a broker on the filesystem, which needs no server.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Render jobs go to the GPU workers: `celery -A microscope worker -Q gpu --concurrency 1`.
+CELERY_TASK_ROUTES = {"jobs.tasks.render_task": {"queue": "gpu"}}
+# Long tasks acked late: a worker takes one message at a time.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# Renders (jobs app). Device: "" picks cuda when there is one, else cpu.
+MICROSCOPE_RENDER_DEVICE = env_str("MICROSCOPE_RENDER_DEVICE", "")
+MICROSCOPE_RENDER_BATCH = env_int("MICROSCOPE_RENDER_BATCH", 32)  # channels optimized at once
+MICROSCOPE_RENDER_STEPS = env_int("MICROSCOPE_RENDER_STEPS", 512)  # default budget of requests
+MICROSCOPE_RENDER_SIZE = env_int("MICROSCOPE_RENDER_SIZE", 128)
+MICROSCOPE_RENDER_SOFT_TIME_LIMIT = env_int("MICROSCOPE_RENDER_SOFT_TIME_LIMIT", 6 * 3600)
+MICROSCOPE_EXAMPLES_BATCH = env_int("MICROSCOPE_EXAMPLES_BATCH", 32)
+# The corpus the neuron page's button sweeps (relative paths are relative to the project).
+MICROSCOPE_EXAMPLES_DIR = env_str("MICROSCOPE_EXAMPLES_DIR", "demo/photos")
+# A running job whose heartbeat is older than this belongs to a dead worker: taken over.
+MICROSCOPE_JOB_STALE_SECONDS = env_int("MICROSCOPE_JOB_STALE_SECONDS", 120)
+MICROSCOPE_MODEL_CACHE = env_int("MICROSCOPE_MODEL_CACHE", 2)  # models kept per worker process
+
+# Media on disk by default; MICROSCOPE_S3_BUCKET puts it in S3-compatible object storage
+# (pip install "microscope[s3]"; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
+if env_str("MICROSCOPE_S3_BUCKET", ""):
+    STORAGES = {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": env_str("MICROSCOPE_S3_BUCKET", ""),
+                "endpoint_url": env_str("MICROSCOPE_S3_ENDPOINT_URL", "") or None,
+                "region_name": env_str("MICROSCOPE_S3_REGION", "") or None,
+                "custom_domain": env_str("MICROSCOPE_S3_CUSTOM_DOMAIN", "") or None,
+                "querystring_auth": env_bool("MICROSCOPE_S3_SIGNED_URLS", False),
+                "file_overwrite": True,
+            },
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from api import catalog
 from neurons import api
 
 urlpatterns = [
@@ -15,7 +16,8 @@ urlpatterns = [
     ),
     path(
         "neurons/<slug:model>/<str:layer>/<int:index>/",
-        api.NeuronDetailApi.as_view(),
+        # The catalog's fields plus images, jobs and claims (api/catalog.py composes them).
+        catalog.NeuronDetailApi.as_view(),
         name="api-neuron",
     ),
 ]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 
 from neurons.models import Model
 from neurons.services import model_register
@@ -18,6 +19,12 @@ def _isolated_files(tmp_path: Path) -> None:
     """Media and weights of each test live in its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.WEIGHTS_DIR = tmp_path / "weights"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_throttles() -> None:
+    """API throttles count in the cache; each test starts with none used."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def test_missing_things_in_the_api_are_404s_that_say_which_part(
     for url, message in cases.items():
         response = client.get(url)
         assert response.status_code == 404, url
-        assert message in response.json()["detail"]
+        assert message in response.json()["error"]["message"]
 
 
 def test_the_openapi_schema_and_docs_are_served(client: Client, db: None) -> None:

@@ -1,0 +1,177 @@
+"""Reads about claims. Lists are querysets with what their pages show already joined."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Evidence, Review
+from jobs.models import Artifact
+from jobs.models import Kind as ArtifactKind
+from neurons.models import Neuron
+
+User = AbstractBaseUser | AnonymousUser | None
+
+
+def _staff(viewer: User) -> bool:
+    return bool(viewer is not None and viewer.is_authenticated and viewer.is_staff)
+
+
+def neuron_thumbnail_urls(*, neurons: Iterable[Neuron]) -> dict[int, str]:
+    """Neuron id -> URL of its newest feature visualization, for those that have one.
+
+    The one place claims learn where thumbnails come from (the jobs app's artifacts); one
+    query at most.
+    """
+    ids = {neuron.pk for neuron in neurons}
+    if not ids:
+        return {}
+    thumbnails: dict[int, str] = {}
+    rows = (
+        Artifact.objects.filter(neuron_id__in=ids, kind=ArtifactKind.FEATUREVIS)
+        .order_by("-created", "-pk")
+        .values_list("neuron_id", "files")
+    )
+    for neuron_id, files in rows:
+        if neuron_id not in thumbnails and files:
+            thumbnails[neuron_id] = default_storage.url(files[0])
+    return thumbnails
+
+
+def claim_list(
+    *,
+    viewer: User = None,
+    model: str | None = None,
+    status: str | None = None,
+    author: AbstractBaseUser | None = None,
+    neuron: Neuron | None = None,
+    search: str | None = None,
+) -> QuerySet[Claim]:
+    """Claims, newest first; hidden ones only for staff. ``neuron``: claims whose current
+    revision involves it, as target or component. ``search``: labels and arguments
+    (PostgreSQL full-text search; a plain substring match elsewhere).
+    """
+    claims = Claim.objects.select_related(
+        "target__layer__model", "author__profile", "current_revision"
+    )
+    if not _staff(viewer):
+        claims = claims.filter(hidden=False)
+    if model:
+        claims = claims.filter(target__layer__model__slug=model)
+    if status:
+        claims = claims.filter(status=status)
+    if author is not None:
+        claims = claims.filter(author=author)
+    if neuron is not None:
+        claims = claims.filter(
+            current_revision__in=ClaimTerm.objects.filter(neuron=neuron).values("revision")
+        )
+    if search and search.strip():
+        claims = _search(claims, search.strip())
+    return claims
+
+
+def _search(claims: QuerySet[Claim], text: str) -> QuerySet[Claim]:
+    if connection.vendor == "postgresql":
+        # Imported here: django.contrib.postgres is only for PostgreSQL.
+        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+        vector = SearchVector("current_revision__label", weight="A", config="english")
+        vector += SearchVector("current_revision__argument", weight="B", config="english")
+        query = SearchQuery(text, search_type="websearch", config="english")
+        # An inner join to the revision lets PostgreSQL use the GIN index on this very
+        # expression (migration 0003); through a LEFT JOIN it reads every revision.
+        claims = claims.filter(current_revision__isnull=False)
+        return (
+            claims.annotate(search=vector, rank=SearchRank(vector, query))
+            .filter(search=query)
+            .order_by("-rank", "-created", "-id")
+        )
+    return claims.filter(
+        Q(current_revision__label__icontains=text) | Q(current_revision__argument__icontains=text)
+    )
+
+
+def claim_get(*, pk: int, viewer: User = None) -> Claim:
+    """One claim with what its page shows. Hidden claims are found too (the page says so)."""
+    terms = ClaimTerm.objects.select_related("neuron__layer__model").order_by("position")
+    try:
+        return (
+            Claim.objects.select_related(
+                "target__layer__model", "author__profile", "current_revision"
+            )
+            .prefetch_related(Prefetch("current_revision__terms", queryset=terms))
+            .get(pk=pk)
+        )
+    except Claim.DoesNotExist:
+        raise Http404(f"there is no claim {pk}") from None
+
+
+def revision_list(*, claim: Claim) -> QuerySet[ClaimRevision]:
+    return claim.revisions.select_related("author__profile").order_by("number")
+
+
+def review_list(
+    *, viewer: User = None, claim: Claim | None = None, reviewer: AbstractBaseUser | None = None
+) -> QuerySet[Review]:
+    """Reviews, newest first, current and earlier ones."""
+    reviews = Review.objects.select_related(
+        "reviewer__profile", "revision", "claim__target__layer__model", "claim__current_revision"
+    )
+    if claim is not None:
+        reviews = reviews.filter(claim=claim)
+    if reviewer is not None:
+        reviews = reviews.filter(reviewer=reviewer)
+        if not _staff(viewer):
+            reviews = reviews.filter(hidden=False, claim__hidden=False)
+    return reviews
+
+
+def comment_list(*, claim: Claim) -> QuerySet[Comment]:
+    return claim.comments.select_related("author__profile")
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str  # "add", "remove", "context" or "hunk"
+    text: str
+
+
+def _revision_text(revision: ClaimRevision) -> list[str]:
+    lines = [f"label: {revision.label}"]
+    if revision.expression:
+        lines.append(f"expression: {revision.expression}")
+    return [*lines, "", *revision.argument.splitlines()]
+
+
+def revision_diff(*, old: ClaimRevision, new: ClaimRevision) -> list[DiffLine]:
+    """What changed from ``old`` to ``new``, line by line, with two lines of context."""
+    diff = difflib.unified_diff(_revision_text(old), _revision_text(new), lineterm="", n=2)
+    lines = []
+    for line in diff:
+        if line.startswith(("---", "+++")):
+            continue
+        if line.startswith("@@"):
+            lines.append(DiffLine("hunk", line))
+        elif line.startswith("+"):
+            lines.append(DiffLine("add", line[1:]))
+        elif line.startswith("-"):
+            lines.append(DiffLine("remove", line[1:]))
+        else:
+            lines.append(DiffLine("context", line[1:]))
+    return lines
+
+
+def evidence_latest(*, revision: ClaimRevision | int | None) -> Evidence | None:
+    """The newest evidence computed (or asked) for a revision, with its job."""
+    if revision is None:
+        return None
+    revision_id = revision if isinstance(revision, int) else revision.pk
+    return Evidence.objects.select_related("job").filter(revision_id=revision_id).first()

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from annotations import views
+
+app_name = "annotations"
+
+urlpatterns = [
+    path("claims/", views.claim_list, name="claim_list"),
+    path("claims/new/", views.claim_create, name="claim_create"),
+    path("claims/preview/", views.expression_preview, name="expression_preview"),
+    path("claims/<int:pk>/", views.claim_detail, name="claim"),
+    path("claims/<int:pk>/edit/", views.claim_edit, name="claim_edit"),
+    path("claims/<int:pk>/retract/", views.claim_retract, name="claim_retract"),
+    path("claims/<int:pk>/evidence/", views.claim_evidence, name="claim_evidence"),
+    path("claims/<int:pk>/review/", views.claim_review, name="claim_review"),
+    path("claims/<int:pk>/comment/", views.comment_create, name="comment_create"),
+    path("claims/<int:pk>/hide/", views.claim_hide, name="claim_hide"),
+    path("claims/reviews/<int:pk>/hide/", views.review_hide, name="review_hide"),
+    path("claims/comments/<int:pk>/hide/", views.comment_hide, name="comment_hide"),
+]

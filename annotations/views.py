@@ -1,0 +1,425 @@
+"""Claim pages: thin views over the selectors and services. Every write is a POST with
+Django's CSRF check; a refused write re-renders the page with the input kept (HTTP 400).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from annotations import selectors, services
+from annotations.forms import (
+    ClaimCreateForm,
+    ClaimEditForm,
+    CommentForm,
+    HideForm,
+    ReviewForm,
+    form_add_claim_error,
+)
+from annotations.grammar import GrammarError, circuit_read, format_coefficient
+from annotations.models import Claim, Comment, Kind, Review, Role, Status
+from annotations.rendering import markdown_render_many
+from annotations.services import ClaimError
+from neurons.models import Model, Neuron
+from neurons.references import BadReference, resolve
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Card:
+    """A neuron as drawn in an expression: its link, thumbnail, and signed coefficient."""
+
+    neuron: Neuron
+    thumbnail: str
+    sign: str = ""
+    factor: str = ""
+
+
+def _cards(target: Neuron, components: list[tuple[Neuron, float]]) -> tuple[Card, list[Card]]:
+    thumbnails = selectors.neuron_thumbnail_urls(
+        neurons=[target, *(neuron for neuron, _ in components)]
+    )
+    cards = []
+    for position, (neuron, coefficient) in enumerate(components):
+        magnitude = format_coefficient(abs(coefficient))
+        sign = "\N{MINUS SIGN}" if coefficient < 0 else ("" if position == 0 else "+")
+        factor = "" if magnitude == "1" else f"{magnitude} \N{MULTIPLICATION SIGN}"
+        cards.append(Card(neuron, thumbnails.get(neuron.pk, ""), sign, factor))
+    return Card(target, thumbnails.get(target.pk, "")), cards
+
+
+def _forbidden_or_400(error: ClaimError) -> None:
+    if error.code == ClaimError.FORBIDDEN:
+        raise PermissionDenied(error.message)
+
+
+# Lists ---------------------------------------------------------------------------------
+
+
+@require_GET
+def claim_list(request: HttpRequest) -> HttpResponse:
+    params = request.GET
+    filters: dict[str, Any] = {}
+    problems: list[str] = []
+    model = params.get("model", "").strip()
+    if model:
+        filters["model"] = model
+    status = params.get("status", "").strip()
+    if status:
+        if status in Status.values:
+            filters["status"] = status
+        else:
+            problems.append(f"unknown status {status!r} (one of {', '.join(Status.values)})")
+    author = params.get("author", "").strip()
+    if author:
+        found = get_user_model().objects.filter(username=author).first()
+        if found is None:
+            problems.append(f"nobody is called {author!r} here")
+        filters["author"] = found
+    neuron_text = params.get("neuron", "").strip()
+    if neuron_text:
+        try:
+            filters["neuron"] = resolve(neuron_text, model=model or None)
+        except BadReference as exc:
+            problems.append(str(exc))
+    claims = (
+        selectors.claim_list(viewer=request.user, search=params.get("q"), **filters)
+        if not problems
+        else Claim.objects.none()
+    )
+    page = Paginator(claims, PAGE_SIZE).get_page(params.get("page"))
+    query = params.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "problems": problems,
+        "params": params,
+        "query": query.urlencode(),
+        "statuses": Status.values,
+        "models": Model.objects.order_by("slug").values_list("slug", flat=True),
+    }
+    return render(request, "annotations/claim_list.html", context, status=400 if problems else 200)
+
+
+# One claim ------------------------------------------------------------------------------
+
+
+def _claim_page(
+    request: HttpRequest,
+    claim: Claim,
+    *,
+    review_form: ReviewForm | None = None,
+    comment_form: CommentForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = request.user
+    staff = user.is_authenticated and user.is_staff
+    revision = claim.current_revision
+    show = staff or not claim.hidden
+    terms = list(revision.terms.all())
+    target, components = _cards(
+        claim.target,
+        [(term.neuron, term.coefficient) for term in terms if term.role == Role.COMPONENT],
+    )
+    revisions = list(selectors.revision_list(claim=claim))
+    history = [
+        (new, selectors.revision_diff(old=old, new=new))
+        for old, new in itertools.pairwise(revisions)
+    ]
+    reviews = list(selectors.review_list(claim=claim)) if show else []
+    comments = list(selectors.comment_list(claim=claim)) if show else []
+    visible_reviews = [review for review in reviews if staff or not review.hidden]
+    visible_comments = [comment for comment in comments if staff or not comment.hidden]
+    texts = [revision.argument if show else ""]
+    texts += [review.reason for review in visible_reviews]
+    texts += [comment.body for comment in visible_comments]
+    rendered = markdown_render_many(texts, model=claim.target.layer.model)
+    for review in visible_reviews:
+        review.reason_html = rendered[1 + visible_reviews.index(review)]
+    offset = 1 + len(visible_reviews)
+    for position, comment in enumerate(visible_comments):
+        comment.body_html = rendered[offset + position]
+    is_author = user.is_authenticated and user.pk == claim.author_id
+    can_review = user.is_authenticated and not is_author and not claim.retracted
+    mine = next((r for r in reviews if r.current and r.reviewer_id == user.pk), None)
+    if review_form is None and can_review:
+        initial = {"revision": revision.number}
+        if mine is not None and mine.revision_id == revision.pk:
+            initial |= {"verdict": mine.verdict, "reason": mine.reason}
+        review_form = ReviewForm(initial=initial)
+    context = {
+        "claim": claim,
+        "revision": revision,
+        "show": show,
+        "staff": staff,
+        "argument_html": rendered[0],
+        "target_card": target,
+        "component_cards": components,
+        "history": list(reversed(history)),
+        "first_revision": revisions[0],
+        "current_reviews": [r for r in reviews if r.current],
+        "earlier_reviews": [r for r in reviews if not r.current],
+        "comments": comments,
+        "is_author": is_author,
+        "can_review": can_review,
+        "my_review": mine,
+        "review_form": review_form,
+        "comment_form": comment_form or (CommentForm() if user.is_authenticated else None),
+        "hide_form": HideForm(),
+    }
+    return render(request, "annotations/claim_detail.html", context, status=status)
+
+
+@require_GET
+def claim_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _claim_page(request, selectors.claim_get(pk=pk, viewer=request.user))
+
+
+@require_POST
+@login_required
+def claim_review(request: HttpRequest, pk: int) -> HttpResponse:
+    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    form = ReviewForm(request.POST)
+    if form.is_valid():
+        try:
+            services.claim_review(claim=claim, reviewer=request.user, **form.cleaned_data)
+        except ClaimError as error:
+            _forbidden_or_400(error)
+            if error.code == ClaimError.STALE:  # the page now shows the new revision
+                form = ReviewForm({**request.POST.dict(), "revision": claim.revision_number})
+                form.is_valid()
+            form_add_claim_error(form, error)
+        else:
+            messages.success(request, "Your review is recorded.")
+            return redirect(claim.get_absolute_url() + "#reviews")
+    return _claim_page(request, claim, review_form=form, status=400)
+
+
+@require_POST
+@login_required
+def comment_create(request: HttpRequest, pk: int) -> HttpResponse:
+    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        try:
+            comment = services.comment_create(
+                claim=claim, author=request.user, body=form.cleaned_data["body"]
+            )
+        except ClaimError as error:
+            _forbidden_or_400(error)
+            form_add_claim_error(form, error)
+        else:
+            return redirect(f"{claim.get_absolute_url()}#comment-{comment.pk}")
+    return _claim_page(request, claim, comment_form=form, status=400)
+
+
+@require_POST
+@login_required
+def claim_retract(request: HttpRequest, pk: int) -> HttpResponse:
+    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    try:
+        services.claim_retract(claim=claim, author=request.user)
+    except ClaimError as error:
+        _forbidden_or_400(error)
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The claim is retracted. It stays visible, marked retracted.")
+    return redirect(claim)
+
+
+@require_POST
+@login_required
+def claim_evidence(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask again for the current revision's evidence (when it failed or was never made)."""
+    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    try:
+        evidence = services.evidence_recompute(claim=claim, user=request.user)
+    except ClaimError as error:
+        _forbidden_or_400(error)
+        messages.error(request, error.message)
+    else:
+        if evidence is None:
+            messages.info(request, "The evidence of this revision is computed or on its way.")
+        else:
+            messages.success(request, "A worker will test the claim against the model.")
+    return redirect(claim.get_absolute_url() + "#evidence")
+
+
+def _content_hide(
+    request: HttpRequest, content: Claim | Review | Comment, claim: Claim
+) -> HttpResponse:
+    form = HideForm(request.POST)
+    form.is_valid()
+    try:
+        services.content_hide(
+            moderator=request.user, content=content, hidden=form.cleaned_data.get("hidden", False)
+        )
+    except ClaimError as error:
+        _forbidden_or_400(error)
+    return redirect(claim)
+
+
+@require_POST
+@login_required
+def claim_hide(request: HttpRequest, pk: int) -> HttpResponse:
+    claim = get_object_or_404(Claim, pk=pk)
+    return _content_hide(request, claim, claim)
+
+
+@require_POST
+@login_required
+def review_hide(request: HttpRequest, pk: int) -> HttpResponse:
+    review = get_object_or_404(Review.objects.select_related("claim"), pk=pk)
+    return _content_hide(request, review, review.claim)
+
+
+@require_POST
+@login_required
+def comment_hide(request: HttpRequest, pk: int) -> HttpResponse:
+    comment = get_object_or_404(Comment.objects.select_related("claim"), pk=pk)
+    return _content_hide(request, comment, comment.claim)
+
+
+# Writing claims -------------------------------------------------------------------------
+
+
+def _target(text: str) -> Neuron:
+    try:
+        return resolve(text)
+    except BadReference as exc:
+        raise Http404(str(exc)) from None
+
+
+@login_required
+def claim_create(request: HttpRequest) -> HttpResponse:
+    """GET ``?target=inceptionv1/4c:447`` shows the form (the neuron page has it too)."""
+    if request.method == "POST":
+        form = ClaimCreateForm(request.POST)
+        target = _target(request.POST.get("target", ""))
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                claim = services.claim_create(
+                    author=request.user,
+                    target=target,
+                    kind=data["kind"],
+                    label=data["label"],
+                    argument=data["argument"],
+                    expression=data["expression"] if data["kind"] == Kind.CIRCUIT else "",
+                )
+            except ClaimError as error:
+                _forbidden_or_400(error)
+                form_add_claim_error(form, error)
+            else:
+                messages.success(request, "Your claim is posted.")
+                return redirect(claim)
+        status = 400
+    else:
+        target = _target(request.GET.get("target", ""))
+        form = ClaimCreateForm(
+            initial={"target": target.ref, "expression": f"{target.short_ref} = "}
+        )
+        status = 200
+    context = {"form": form, "target": target}
+    return render(request, "annotations/claim_form.html", context, status=status)
+
+
+@login_required
+def claim_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    if claim.author_id != request.user.pk:
+        raise PermissionDenied("only the author edits a claim")
+    current = claim.current_revision
+    newer = None
+    if request.method == "POST":
+        form = ClaimEditForm(request.POST)
+        if form.is_valid():
+            try:
+                services.claim_update(claim=claim, author=request.user, **form.cleaned_data)
+            except ClaimError as error:
+                _forbidden_or_400(error)
+                if error.code == ClaimError.STALE:
+                    # Show what was saved meanwhile and keep the editor's text, now based on
+                    # the revision shown: saving again is a deliberate choice.
+                    newer = current
+                    form = ClaimEditForm({**request.POST.dict(), "based_on": current.number})
+                    form.is_valid()
+                form_add_claim_error(form, error)
+            else:
+                messages.success(request, f"Saved as revision {current.number + 1}.")
+                return redirect(claim)
+        status = 400
+    else:
+        form = ClaimEditForm(
+            initial={
+                "based_on": current.number,
+                "label": current.label,
+                "expression": current.expression,
+                "argument": current.argument,
+            }
+        )
+        status = 200
+    if claim.kind != Kind.CIRCUIT:
+        del form.fields["expression"]
+    context = {"form": form, "claim": claim, "target": claim.target, "newer": newer}
+    return render(request, "annotations/claim_form.html", context, status=status)
+
+
+@require_GET
+def expression_preview(request: HttpRequest) -> JsonResponse:
+    """The parsed expression, for the live preview: its terms, or the error and its column.
+
+    ``?target=inceptionv1/4c:447&expression=4c:447 = 4b:373 + 4b:237`` (or ``model=``).
+    """
+    target = None
+    target_text = request.GET.get("target", "").strip()
+    if target_text:
+        try:
+            target = resolve(target_text)
+        except BadReference as exc:
+            return JsonResponse(
+                {"ok": False, "error": {"field": "target", "message": str(exc)}}, status=400
+            )
+    try:
+        circuit = circuit_read(
+            request.GET.get("expression", ""),
+            target=target,
+            model=request.GET.get("model") or None,
+        )
+    except GrammarError as exc:
+        error = {"field": "expression", "message": exc.message, "column": exc.column}
+        return JsonResponse({"ok": False, "error": error}, status=400)
+    thumbnails = selectors.neuron_thumbnail_urls(
+        neurons=[circuit.target, *(term.neuron for term in circuit.terms)]
+    )
+
+    def card(neuron: Neuron) -> dict[str, object]:
+        return {
+            "ref": neuron.ref,
+            "short_ref": neuron.short_ref,
+            "layer": neuron.layer.name,
+            "url": neuron.get_absolute_url(),
+            "thumbnail": thumbnails.get(neuron.pk),
+        }
+
+    return JsonResponse(
+        {
+            "ok": True,
+            "canonical": circuit.canonical,
+            "target": card(circuit.target),
+            "terms": [
+                {**card(term.neuron), "coefficient": term.coefficient} for term in circuit.terms
+            ],
+        }
+    )

@@ -1,0 +1,158 @@
+"""Render jobs over the API: ask for what a neuron lacks (or for given kinds), poll the jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+
+from api.pagination import Cursor
+from jobs import selectors, services
+from jobs.models import Kind, RenderJob
+from neurons.models import Neuron
+from neurons.references import BadReference, find_model, resolve
+
+FEATUREVIS_KINDS = [kind for kind in Kind.values if kind != Kind.EXAMPLES]
+
+
+class RenderJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    model = serializers.CharField(source="model.slug")
+    layer = serializers.CharField(source="layer.name", allow_null=True, default=None)
+    kind = serializers.ChoiceField(choices=Kind.choices)
+    target = serializers.CharField(help_text="model/layer:channels it renders")
+    channel_start = serializers.IntegerField()
+    channel_stop = serializers.IntegerField(allow_null=True, help_text="null: to the last")
+    params = serializers.DictField()
+    status = serializers.ChoiceField(choices=RenderJob.Status.choices)
+    done = serializers.IntegerField(source="progress_done")
+    total = serializers.IntegerField(source="progress_total")
+    error = serializers.CharField()
+    attempts = serializers.IntegerField()
+    created = serializers.DateTimeField()
+    started = serializers.DateTimeField(allow_null=True)
+    finished = serializers.DateTimeField(allow_null=True)
+    api_url = serializers.SerializerMethodField()
+
+    def get_api_url(self, job: RenderJob) -> str:
+        return reverse("api-render-job", args=[job.pk], request=self.context["request"])
+
+
+class RenderPlanSerializer(serializers.Serializer):
+    jobs = RenderJobSerializer(many=True, help_text="created, or already queued for the same")
+    existing = serializers.IntegerField(help_text="feature visualizations already rendered")
+    missing = serializers.IntegerField(help_text="feature visualizations the jobs will render")
+
+
+class RenderRequestInput(serializers.Serializer):
+    neuron = serializers.CharField(max_length=200, help_text="mobilenet_v2/features.3:12")
+    kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=Kind.choices),
+        required=False,
+        allow_empty=False,
+        max_length=len(Kind.values),
+        help_text="left out: whatever the neuron's page lacks. Dataset examples are swept for "
+        "the whole layer at once.",
+    )
+    # Bounds for remote requests: a GPU is shared.
+    steps = serializers.IntegerField(required=False, min_value=1, max_value=4096)
+    size = serializers.IntegerField(required=False, min_value=16, max_value=512)
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+
+    def validate_neuron(self, text: str) -> Neuron:
+        try:
+            return resolve(text)
+        except BadReference as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class RenderJobFilter(serializers.Serializer):
+    model = serializers.SlugField(required=False)
+    status = serializers.ChoiceField(choices=RenderJob.Status.choices, required=False)
+
+
+class RenderJobListApi(generics.GenericAPIView):
+    pagination_class = Cursor
+
+    @extend_schema(
+        operation_id="render_jobs_list",
+        parameters=[RenderJobFilter],
+        responses=RenderJobSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        query = RenderJobFilter(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = self.paginate_queryset(self._jobs(**query.validated_data))
+        data = RenderJobSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
+
+    @staticmethod
+    def _jobs(*, model: str | None = None, status: str | None = None) -> QuerySet[RenderJob]:
+        jobs = selectors.render_job_list()
+        if model:
+            try:
+                jobs = jobs.filter(model=find_model(model))
+            except BadReference as exc:
+                raise serializers.ValidationError({"model": [str(exc)]}) from None
+        return jobs.filter(status=status) if status else jobs
+
+    @extend_schema(
+        operation_id="render_jobs_create",
+        request=RenderRequestInput,
+        responses={
+            202: OpenApiResponse(RenderPlanSerializer, "queued (or joined) jobs to poll"),
+        },
+        examples=[
+            OpenApiExample("What the neuron lacks", value={"neuron": "mobilenet_v2/features.3:12"}),
+            OpenApiExample(
+                "A quick feature visualization",
+                value={
+                    "neuron": "mobilenet_v2/features.3:12",
+                    "kinds": ["featurevis"],
+                    "steps": 64,
+                    "size": 64,
+                },
+                request_only=True,
+            ),
+        ],
+        description="Ask workers to render a neuron. Nothing is rendered twice: what exists "
+        "is counted in `existing`, and a job already queued for the same is returned again.",
+    )
+    def post(self, request: Request) -> Response:
+        data = RenderRequestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        plan = _render(**data.validated_data)
+        body = RenderPlanSerializer(plan, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+def _render(*, neuron: Neuron, kinds: list[str] | None = None, **budget: Any) -> Any:
+    if kinds is None and not budget:
+        return services.render_request_missing(neuron=neuron)
+    layer = neuron.layer
+    kinds = kinds or [Kind.FEATUREVIS, Kind.FEATUREVIS_NEGATIVE, Kind.FEATUREVIS_DIVERSITY]
+    plan = services.render_request(
+        model=layer.model,
+        layers=[layer],
+        kinds=[kind for kind in kinds if kind != Kind.EXAMPLES],
+        channels=range(neuron.index, neuron.index + 1),
+        featurevis=budget,
+    )
+    if Kind.EXAMPLES in kinds:  # one sweep renders the whole layer's examples
+        examples = services.render_request(model=layer.model, layers=[layer], kinds=[Kind.EXAMPLES])
+        plan = services.RenderPlan(
+            jobs=plan.jobs + examples.jobs, existing=plan.existing, missing=plan.missing
+        )
+    return plan
+
+
+class RenderJobDetailApi(generics.GenericAPIView):
+    @extend_schema(operation_id="render_jobs_retrieve", responses=RenderJobSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        job = selectors.render_job_get(job_id=job_id)
+        return Response(RenderJobSerializer(job, context={"request": request}).data)

@@ -1,0 +1,33 @@
+"""API v1 endpoints beyond the read-only catalog (neurons/api_urls.py), mounted at /api/v1/."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from api import claims, evidence, exchange, jobs, me
+
+urlpatterns = [
+    path("me/", me.MeApi.as_view(), name="api-me"),
+    path("claims/", claims.ClaimListApi.as_view(), name="api-claim-list"),
+    path("claims/<int:pk>/", claims.ClaimDetailApi.as_view(), name="api-claim"),
+    path("claims/<int:pk>/retract/", claims.ClaimRetractApi.as_view(), name="api-claim-retract"),
+    path(
+        "claims/<int:pk>/revisions/",
+        claims.RevisionListApi.as_view(),
+        name="api-claim-revision-list",
+    ),
+    path(
+        "claims/<int:pk>/revisions/<int:number>/",
+        claims.RevisionDetailApi.as_view(),
+        name="api-claim-revision",
+    ),
+    path("claims/<int:pk>/reviews/", claims.ReviewListApi.as_view(), name="api-claim-reviews"),
+    path("claims/<int:pk>/comments/", claims.CommentListApi.as_view(), name="api-claim-comments"),
+    path(
+        "claims/<int:pk>/evidence/", evidence.ClaimEvidenceApi.as_view(), name="api-claim-evidence"
+    ),
+    path("render-jobs/", jobs.RenderJobListApi.as_view(), name="api-render-job-list"),
+    path("render-jobs/<int:job_id>/", jobs.RenderJobDetailApi.as_view(), name="api-render-job"),
+    path("export/", exchange.ExportApi.as_view(), name="api-export"),
+    path("import/", exchange.ImportApi.as_view(), name="api-import"),
+]

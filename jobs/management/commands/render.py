@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from jobs import runner, services
+from jobs.models import KIND_BY_OBJECTIVE, Kind, RenderJob
+from neurons.references import BadReference, find_layer, find_model
+from render.featurevis import OBJECTIVES
+
+RANGE_RE = re.compile(r"(\d+)(?:-(\d+))?")
+
+
+def parse_channels(text: str) -> range:
+    """``0-31`` (both ends included) or ``7``."""
+    match = RANGE_RE.fullmatch(text.strip())
+    if match is None:
+        raise CommandError(f"bad channel range {text!r}: write START-END (e.g. 0-31) or one index")
+    start = int(match[1])
+    end = int(match[2]) if match[2] is not None else start
+    if end < start:
+        raise CommandError(f"bad channel range {text!r}: {end} comes before {start}")
+    return range(start, end + 1)
+
+
+class Command(BaseCommand):
+    help = (
+        "Render feature visualizations, dataset examples and connecting weights of a model's "
+        "neurons. Queues jobs "
+        "for the workers (or runs them here with --sync). Idempotent: what is rendered already "
+        "is not rendered again."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("model", help="a registered model, e.g. mobilenet_v2")
+        parser.add_argument(
+            "layers", nargs="*", metavar="layer", help="layer names or aliases (default: all)"
+        )
+        parser.add_argument("--channels", help="e.g. 0-31 (default: every channel)")
+        parser.add_argument("--steps", type=int, help="optimization steps (default 512)")
+        parser.add_argument("--size", type=int, help="image size in px (default 128)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--objective",
+            action="append",
+            choices=OBJECTIVES,
+            help="channel (default), neuron, negative or diversity; repeat for several",
+        )
+        parser.add_argument(
+            "--examples", metavar="PATH", help="also sweep this folder of images for examples"
+        )
+        parser.add_argument(
+            "--weights",
+            action="store_true",
+            help="also compute connecting weights: each layer's from the layer below (its "
+            "neurons' strongest inputs, the lower neurons' strongest outputs)",
+        )
+        parser.add_argument(
+            "--no-featurevis",
+            action="store_true",
+            help="no feature visualizations (with --examples and/or --weights)",
+        )
+        parser.add_argument(
+            "--sync", action="store_true", help="render here and now instead of queueing"
+        )
+        parser.add_argument(
+            "--wait", action="store_true", help="queue, then follow the jobs until they end"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            model = find_model(options["model"])
+            names = options["layers"]
+            layers = [find_layer(model, name) for name in names] or list(model.layers.all())
+        except BadReference as exc:
+            raise CommandError(str(exc)) from None
+        if not layers:
+            raise CommandError(
+                f"{model.slug} has no layers: run `manage.py add_model {model.slug}`"
+            )
+        channels = parse_channels(options["channels"]) if options["channels"] else None
+        kinds: list[str] = []
+        if not options["no_featurevis"]:
+            kinds += [
+                KIND_BY_OBJECTIVE[o] for o in dict.fromkeys(options["objective"] or ["channel"])
+            ]
+        if options["examples"]:
+            kinds.append(Kind.EXAMPLES)
+        if options["weights"]:
+            kinds.append(Kind.WEIGHTS)
+        if not kinds:
+            raise CommandError(
+                "nothing to render: --no-featurevis needs --examples PATH or --weights"
+            )
+        featurevis = {"seed": options["seed"]}
+        for name in ("steps", "size"):
+            if options[name] is not None:
+                featurevis[name] = options[name]
+        try:
+            plan = services.render_request(
+                model=model,
+                layers=layers,
+                kinds=kinds,
+                channels=channels,
+                clip=not names,  # a range for every layer is cut to each one's size
+                featurevis=featurevis,
+                examples={"corpus": options["examples"]} if options["examples"] else None,
+                enqueue=not options["sync"],
+            )
+        except ValidationError as exc:
+            raise CommandError(
+                "; ".join(m for messages in exc.message_dict.values() for m in messages)
+            ) from None
+        if any(kind not in (Kind.EXAMPLES, Kind.WEIGHTS) for kind in kinds):
+            self.stdout.write(
+                f"{plan.existing} feature visualizations already rendered, {plan.missing} to render"
+            )
+        self.stdout.write(f"{len(plan.jobs)} job(s)")
+        for job in plan.jobs:
+            self.stdout.write(f"  job {job.pk}: {job.get_kind_display()} of {job.target}")
+        quiet = options["verbosity"] < 1
+        if options["sync"]:
+            self.run_here(plan.jobs, quiet=quiet)
+        elif options["wait"]:
+            self.follow(plan.jobs, quiet=quiet)
+        elif plan.jobs:
+            self.stdout.write("Queued for the workers (`celery -A microscope worker -Q gpu`).")
+        failed = RenderJob.objects.filter(
+            pk__in=[job.pk for job in plan.jobs], status=RenderJob.Status.FAILED
+        )
+        if (options["sync"] or options["wait"]) and failed:
+            raise CommandError("; ".join(f"job {job.pk} failed: {job.error}" for job in failed))
+
+    def run_here(self, jobs: list[RenderJob], *, quiet: bool) -> None:
+        for job in jobs:
+            unit = {Kind.EXAMPLES: "image", Kind.WEIGHTS: "step"}.get(job.kind, "channel")
+            with tqdm(desc=f"job {job.pk} {job.kind}", unit=unit, disable=quiet) as bar:
+
+                def progress(done: int, total: int, bar: tqdm = bar) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                claim = runner.render_job_execute(job_id=job.pk, progress=progress)
+            job.refresh_from_db()
+            if claim is not services.Claim.CLAIMED:
+                self.stdout.write(f"  job {job.pk}: {claim.value} elsewhere ({job.status})")
+            elif job.status == RenderJob.Status.DONE:
+                self.stdout.write(f"  job {job.pk}: done")
+
+    def follow(self, jobs: list[RenderJob], *, quiet: bool) -> None:
+        ids = [job.pk for job in jobs]
+        with tqdm(desc="rendering", disable=quiet) as bar:
+            while True:
+                rows = list(RenderJob.objects.filter(pk__in=ids))
+                bar.total = sum(job.progress_total for job in rows) or None
+                bar.n = sum(job.progress_done for job in rows)
+                bar.set_postfix_str(
+                    ", ".join(f"{job.pk}:{job.status}" for job in sorted(rows, key=lambda j: j.pk))
+                )
+                if not any(job.is_active for job in rows):
+                    break
+                time.sleep(1)

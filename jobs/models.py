@@ -1,0 +1,160 @@
+"""What workers make (artifacts) and the jobs that ask them to.
+
+An artifact's identity is a hash of everything that made it (see :func:`artifact_key`):
+same key, same file, never rendered twice. A render job is a row first; its Celery
+message carries only the job's id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.db import models
+
+from neurons.models import Layer, Model, Neuron
+
+
+class Kind(models.TextChoices):
+    """What an artifact is; a job makes artifacts of one kind."""
+
+    FEATUREVIS = "featurevis", "feature visualization"
+    FEATUREVIS_NEURON = "featurevis_neuron", "feature visualization of the centre neuron"
+    FEATUREVIS_NEGATIVE = "featurevis_negative", "negative feature visualization"
+    FEATUREVIS_DIVERSITY = "featurevis_diversity", "diverse feature visualizations"
+    # Top and bottom dataset examples with their max/min positions, and the histogram.
+    EXAMPLES = "examples", "dataset examples"
+    # A neuron's strongest inputs (or outputs) by expanded weights, with kernel heat maps.
+    # A job of this kind computes one layer from the layer below: inputs of the layer's
+    # neurons, outputs of the lower layer's.
+    WEIGHTS = "weights", "connecting weights"
+    # Jobs only, no artifact: the tests of a circuit claim (annotations.Evidence holds them).
+    EVIDENCE = "evidence", "circuit evidence"
+
+
+# render.featurevis's objective for each feature visualization kind, and back.
+OBJECTIVE_BY_KIND = {
+    Kind.FEATUREVIS: "channel",
+    Kind.FEATUREVIS_NEURON: "neuron",
+    Kind.FEATUREVIS_NEGATIVE: "negative",
+    Kind.FEATUREVIS_DIVERSITY: "diversity",
+}
+KIND_BY_OBJECTIVE = {objective: kind for kind, objective in OBJECTIVE_BY_KIND.items()}
+
+
+def artifact_key(**parts: Any) -> str:
+    """sha256 of the canonical JSON of everything that made an artifact."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Artifact(models.Model):
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    layer = models.ForeignKey(Layer, on_delete=models.CASCADE, related_name="artifacts")
+    neuron = models.ForeignKey(Neuron, on_delete=models.CASCADE, related_name="artifacts")
+    # Everything that made it: objective, steps, size, seed, weights sha256, code version...
+    params = models.JSONField(default=dict)
+    key = models.CharField(max_length=64, unique=True)
+    # Names in media storage (default_storage): one PNG, or four for diversity; for
+    # examples and weights, none (examples' images are listed in data; weights' heat maps
+    # are small data: URIs in data).
+    files = models.JSONField(default=list, blank=True)
+    # Examples: top and bottom lists (image, value, pos, box, file) and the histogram.
+    # Weights: direction, the other layer, and the connections (see jobs.services).
+    data = models.JSONField(default=dict, blank=True)
+    job = models.ForeignKey(
+        "RenderJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="artifacts"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["layer", "neuron", "kind", "-created"]
+        indexes = [models.Index(fields=["layer", "kind"]), models.Index(fields=["neuron", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.neuron_id} {self.key[:12]}"
+
+    @property
+    def urls(self) -> list[str]:
+        return [default_storage.url(name) for name in self.files]
+
+
+class RenderJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="render_jobs")
+    # None: every significant layer of the model (one sweep covers them all).
+    layer = models.ForeignKey(
+        Layer, null=True, blank=True, on_delete=models.CASCADE, related_name="render_jobs"
+    )
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    # Channels [start, stop); stop None: to the layer's last channel.
+    channel_start = models.PositiveIntegerField(default=0)
+    channel_stop = models.PositiveIntegerField(null=True, blank=True)
+    # Feature vis: steps, size, seed, lr. Examples: corpus, k, bins. Weights: top.
+    # Evidence: the id of the annotations.Evidence row it computes.
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)  # host and pid of the last claimant
+    attempts = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    # Written every few seconds while a worker holds the job: a running job whose
+    # heartbeat stopped belongs to a worker that died, and may be claimed again.
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["status", "heartbeat"])]
+
+    def __str__(self) -> str:
+        return f"job {self.pk}: {self.kind} {self.target}"
+
+    @property
+    def target(self) -> str:
+        where = f"{self.model.slug}/{self.layer.name}" if self.layer_id else self.model.slug
+        stop = "" if self.channel_stop is None else self.channel_stop - 1
+        if self.channel_start == 0 and self.channel_stop is None:
+            return where
+        if self.channel_stop == self.channel_start + 1:
+            return f"{where}:{self.channel_start}"
+        return f"{where}:{self.channel_start}-{stop}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    def covers(self, layer: Layer, index: int) -> bool:
+        if self.layer_id is not None and self.layer_id != layer.pk:
+            return False
+        return self.channel_start <= index and (
+            self.channel_stop is None or index < self.channel_stop
+        )
+
+    def as_status(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "kind": self.kind,
+            "target": self.target,
+            "status": self.status,
+            "done": self.progress_done,
+            "total": self.progress_total,
+            "error": self.error,
+            "attempts": self.attempts,
+            "created": self.created.isoformat() if self.created else None,
+            "started": self.started.isoformat() if self.started else None,
+            "finished": self.finished.isoformat() if self.finished else None,
+        }

@@ -1,0 +1,288 @@
+"""Reads for pages: what a neuron or a layer has been rendered as, and how its jobs stand.
+
+A few queries per page, whatever the layer's size; nothing here runs torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from annotations.selectors import neuron_thumbnail_urls
+from jobs import services
+from jobs.models import Artifact, Kind, RenderJob
+from jobs.services import PAGE_KINDS
+from neurons.models import Layer, Neuron
+from render import organisms
+
+RECENT_JOBS = 5
+
+
+@dataclass
+class Example:
+    url: str
+    image: str
+    value: float
+    pos: tuple[int, int]
+    # The box around the max (or min) position, in percent of the image: left, top, w, h.
+    box: tuple[float, float, float, float]
+
+
+@dataclass
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    title: str
+
+
+@dataclass
+class NeuronVisuals:
+    featurevis: Artifact | None = None
+    neuron: Artifact | None = None
+    negative: Artifact | None = None
+    diversity: Artifact | None = None
+    examples: Artifact | None = None
+    top: list[Example] = field(default_factory=list)
+    bottom: list[Example] = field(default_factory=list)
+    # Every minimum is the same (0 after a ReLU): bottom examples say nothing then.
+    bottom_flat: bool = False
+    histogram: list[Bar] = field(default_factory=list)
+    histogram_range: tuple[float, float] = (0.0, 0.0)
+    missing: list[str] = field(default_factory=list)
+    # Why the page offers no button: the weights are not installed.
+    cannot_render: str = ""
+    jobs: list[RenderJob] = field(default_factory=list)
+
+    @property
+    def active_jobs(self) -> list[RenderJob]:
+        return [job for job in self.jobs if job.is_active]
+
+    @property
+    def any(self) -> bool:
+        return any((self.featurevis, self.neuron, self.negative, self.diversity, self.examples))
+
+
+def _examples(entries: list[dict[str, Any]], input_size: int) -> list[Example]:
+    found = []
+    for entry in entries:
+        left, top, right, bottom = entry["box"]
+        box = tuple(100 * v / input_size for v in (left, top, right - left, bottom - top))
+        found.append(
+            Example(
+                url=default_storage.url(entry["file"]),
+                image=entry["image"],
+                value=entry["value"],
+                pos=tuple(entry["pos"]),
+                box=box,
+            )
+        )
+    return found
+
+
+def histogram_bars(counts: list[int], edges: list[float]) -> list[Bar]:
+    """Bars of a 100 x 40 SVG, heights on a log scale (most activations sit near zero)."""
+    if not counts:
+        return []
+    top = math.log1p(max(counts)) or 1.0
+    width = 100 / len(counts)
+    bars = []
+    for i, count in enumerate(counts):
+        height = 40 * math.log1p(count) / top
+        bars.append(
+            Bar(
+                x=i * width,
+                y=40 - height,
+                width=width * 0.9,
+                height=height,
+                title=f"{edges[i]:.3g} to {edges[i + 1]:.3g}: {count}",
+            )
+        )
+    return bars
+
+
+def jobs_covering(*, neuron: Neuron) -> QuerySet[RenderJob]:
+    layer = neuron.layer
+    return (
+        RenderJob.objects.filter(model_id=layer.model_id)
+        .filter(Q(layer=layer) | Q(layer__isnull=True))
+        .filter(channel_start__lte=neuron.index)
+        .filter(Q(channel_stop__isnull=True) | Q(channel_stop__gt=neuron.index))
+        .select_related("model", "layer")
+        .order_by("-created")
+    )
+
+
+def neuron_visuals(*, neuron: Neuron) -> NeuronVisuals:
+    """The newest artifact of each kind for a neuron, and its recent jobs."""
+    visuals = NeuronVisuals()
+    slots = {
+        Kind.FEATUREVIS: "featurevis",
+        Kind.FEATUREVIS_NEURON: "neuron",
+        Kind.FEATUREVIS_NEGATIVE: "negative",
+        Kind.FEATUREVIS_DIVERSITY: "diversity",
+        Kind.EXAMPLES: "examples",
+    }
+    artifacts = Artifact.objects.filter(neuron=neuron, kind__in=list(slots))
+    for artifact in artifacts.order_by("-created", "-pk"):
+        slot = slots[Kind(artifact.kind)]
+        if getattr(visuals, slot) is None:
+            setattr(visuals, slot, artifact)
+    if visuals.examples is not None:
+        data = visuals.examples.data
+        size = data["input_size"]
+        visuals.top = _examples(data["top"], size)
+        visuals.bottom = _examples(data["bottom"], size)
+        visuals.bottom_flat = (
+            len(visuals.bottom) > 1 and len({e.value for e in visuals.bottom}) == 1
+        )
+        histogram = data["histogram"]
+        visuals.histogram = histogram_bars(histogram["counts"], histogram["edges"])
+        visuals.histogram_range = (histogram["edges"][0], histogram["edges"][-1])
+    visuals.missing = [Kind(k).label for k in PAGE_KINDS if getattr(visuals, slots[k]) is None]
+    if services.weights_missing(neuron=neuron):
+        visuals.missing.append(Kind.WEIGHTS.label)
+    visuals.jobs = list(jobs_covering(neuron=neuron)[:RECENT_JOBS])
+    model = neuron.layer.model
+    if not model.has_weights:
+        visuals.cannot_render = organisms.missing_message(organisms.get(model.slug))
+    return visuals
+
+
+@dataclass
+class Link:
+    """One connection as a neuron's page draws it."""
+
+    neuron: Neuron | None  # the neuron at the other end (None if the catalog lacks it)
+    ref: str  # short reference, "f4:17"
+    thumbnail: str
+    channel: int
+    strength: float
+    sign: int
+    rank: int
+    heatmap: str  # data: URI
+    kernel_size: tuple[int, int]
+
+    @property
+    def excitatory(self) -> bool:
+        return self.sign > 0
+
+
+@dataclass
+class Connections:
+    """A neuron's strongest inputs or outputs, or why there are none."""
+
+    direction: str  # "inputs" or "outputs"
+    layer: Layer | None  # the layer at the other end; None: nothing below (or above)
+    links: list[Link] = field(default_factory=list)
+    count: int = 0  # channels ranked (all of the other layer's)
+    computed: bool = False
+
+
+@dataclass
+class NeuronWeights:
+    inputs: Connections
+    outputs: Connections
+    # Why nothing can be computed: the model's weights are not installed.
+    weights_missing: str = ""
+
+    @property
+    def missing(self) -> bool:
+        return any(
+            side.layer is not None and not side.computed for side in (self.inputs, self.outputs)
+        )
+
+
+def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
+    """A neuron's strongest inputs and outputs by expanded weights, with the connected
+    neurons' thumbnails: four small queries, whatever the layers' sizes."""
+    layer = neuron.layer
+    model = layer.model
+    layers = list(Layer.objects.filter(model_id=model.pk).order_by("position"))
+    here = next(i for i, found in enumerate(layers) if found.pk == layer.pk)
+    below = layers[here - 1] if here > 0 else None
+    above = layers[here + 1] if here + 1 < len(layers) else None
+    for found in layers:
+        found.model = model
+    result = NeuronWeights(
+        inputs=Connections(services.INPUTS, below), outputs=Connections(services.OUTPUTS, above)
+    )
+    if not model.has_weights:
+        result.weights_missing = organisms.missing_message(organisms.get(model.slug))
+        return result
+    newest: dict[str, Artifact] = {}
+    rows = Artifact.objects.filter(neuron=neuron, kind=Kind.WEIGHTS).order_by("-created", "-pk")
+    for artifact in rows:
+        newest.setdefault(artifact.data.get("direction", ""), artifact)
+    by_name = {found.name: found for found in layers}
+    wanted: dict[tuple[int, int], None] = {}
+    for side in (result.inputs, result.outputs):
+        artifact = newest.get(side.direction)
+        if artifact is None or side.layer is None:
+            continue
+        side.computed = True
+        side.count = artifact.data["count"]
+        side.layer = by_name.get(artifact.data["other"], side.layer)
+        for entry in artifact.data["connections"]:
+            wanted[(side.layer.pk, entry["channel"])] = None
+    neurons: dict[tuple[int, int], Neuron] = {}
+    if wanted:
+        query = Q()
+        for layer_id in {layer_id for layer_id, _ in wanted}:
+            indices = [index for found, index in wanted if found == layer_id]
+            query |= Q(layer_id=layer_id, index__in=indices)
+        for found in Neuron.objects.filter(query):
+            found.layer = next(x for x in layers if x.pk == found.layer_id)
+            neurons[(found.layer_id, found.index)] = found
+    thumbnails = neuron_thumbnail_urls(neurons=neurons.values())
+    for side in (result.inputs, result.outputs):
+        artifact = newest.get(side.direction)
+        if not side.computed or artifact is None:
+            continue
+        for entry in artifact.data["connections"]:
+            other = neurons.get((side.layer.pk, entry["channel"]))
+            side.links.append(
+                Link(
+                    neuron=other,
+                    ref=f"{side.layer.alias}:{entry['channel']}",
+                    thumbnail=thumbnails.get(other.pk, "") if other is not None else "",
+                    channel=entry["channel"],
+                    strength=entry["strength"],
+                    sign=entry["sign"],
+                    rank=entry["rank"],
+                    heatmap=entry["heatmap"],
+                    kernel_size=tuple(artifact.data["kernel_size"]),
+                )
+            )
+    return result
+
+
+def layer_thumbnails(*, layer: Layer) -> dict[int, str]:
+    """Channel index -> URL of its newest feature visualization, in one query."""
+    thumbnails: dict[int, str] = {}
+    rows = (
+        Artifact.objects.filter(layer=layer, kind=Kind.FEATUREVIS)
+        .order_by("-created", "-pk")
+        .values_list("neuron__index", "files")
+    )
+    for index, files in rows:
+        if index not in thumbnails and files:
+            thumbnails[index] = default_storage.url(files[0])
+    return thumbnails
+
+
+def render_job_get(*, job_id: int) -> RenderJob:
+    try:
+        return RenderJob.objects.select_related("model", "layer").get(pk=job_id)
+    except RenderJob.DoesNotExist:
+        raise Http404(f"there is no render job {job_id}") from None
+
+
+def render_job_list() -> QuerySet[RenderJob]:
+    return RenderJob.objects.select_related("model", "layer").order_by("-created")

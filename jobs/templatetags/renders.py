@@ -1,0 +1,46 @@
+"""Renders on the catalog's pages, as tags so that the catalog's views need not know them.
+
+``{% load renders %}{% neuron_visuals neuron %}`` and ``{% neuron_weights neuron %}`` on a
+neuron's page and ``{% layer_grid layer %}`` on a layer's page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from jobs import selectors
+from neurons.models import Layer, Neuron
+
+register = template.Library()
+
+
+@register.inclusion_tag("jobs/_neuron_visuals.html", takes_context=True)
+def neuron_visuals(context: template.Context, neuron: Neuron) -> dict[str, Any]:
+    request = context.get("request")
+    return {
+        "request": request,
+        "user": getattr(request, "user", None),
+        "csrf_token": context.get("csrf_token"),
+        "neuron": neuron,
+        "layer": neuron.layer,
+        "model": neuron.layer.model,
+        "visuals": selectors.neuron_visuals(neuron=neuron),
+    }
+
+
+@register.inclusion_tag("jobs/_neuron_weights.html")
+def neuron_weights(neuron: Neuron) -> dict[str, Any]:
+    """``{% neuron_weights neuron %}``: its strongest inputs and outputs."""
+    return {"neuron": neuron, "weights": selectors.neuron_weights(neuron=neuron)}
+
+
+@register.inclusion_tag("jobs/_layer_grid.html")
+def layer_grid(layer: Layer) -> dict[str, Any]:
+    thumbnails = selectors.layer_thumbnails(layer=layer)
+    return {
+        "layer": layer,
+        "model": layer.model,
+        "cells": [(index, thumbnails.get(index)) for index in range(layer.channels)],
+    }

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from jobs import views
+
+app_name = "jobs"
+
+urlpatterns = [
+    path(
+        "models/<slug:model>/<str:layer>/<int:index>/render/",
+        views.neuron_render,
+        name="neuron_render",
+    ),
+    path("jobs/", views.job_list, name="job_list"),
+    path("jobs/<int:job_id>/status/", views.job_status, name="job_status"),
+]

@@ -1,0 +1,396 @@
+"""Feature visualization: many channels optimized together, one image per channel.
+
+The recipe is Lucid's, as ported by lucent: an FFT image parameterization with
+decorrelated colour (``lucent.optvis.param``), lucent's ``standard_transforms`` (pad 12,
+jitter 8, scale 0.9-1.1, rotate +-10 degrees, jitter 4), Adam at lr 0.05 for 512 steps, and
+128 px images upsampled to the model's input size before its preprocessing.
+
+The render loop is ours, for speed and hygiene:
+
+- One batch holds one image per channel (four for ``diversity``). The loss is the sum of
+  each image's own objective, so an image's gradient depends on its own channel only.
+- The forward pass stops at the target layer; gradients go to the image only
+  (``torch.autograd.grad``), never to the model's weights.
+- Hooks are removed after every render, the model's train/eval flags are restored, and
+  nothing is printed or shown.
+- An image depends on ``(seed, channel)`` only, not on which channels share its batch: its
+  starting spectrum comes from its own generator seeded with ``(seed, channel)``, and the
+  random transforms, drawn once per step for the whole batch as lucent does, come from a
+  ``numpy.random.RandomState(seed)`` restarted for each batch. Global RNGs are untouched.
+  The one caveat is floating point: oneDNN (and cuDNN) pick convolution kernels by batch
+  size, which can move the last bits of an activation and, over many steps, a pixel value
+  or two. With PyTorch's own CPU kernels (``torch.backends.mkldnn.flags(enabled=False)``)
+  a channel's image is bit for bit the same alone or in any batch. Renders are repeatable
+  bit for bit on the CPU; on CUDA, up to its non-deterministic kernels.
+
+lucent's ``param`` and ``transform`` place their tensors on a module-level device (the first
+GPU whenever one exists) and draw from the global RNGs, so the few lines used here are
+restated with the caller's device and our generators, with lucent's constants; tests check
+that they give the same pixels as lucent's own functions.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import kornia
+import numpy as np
+import torch
+import torch.nn.functional as F
+from kornia.geometry.transform import translate
+from lucent.optvis.param.color import color_correlation_normalized
+from lucent.optvis.param.spatial import rfft2d_freqs
+from PIL import Image
+from torch import nn
+
+from render.hooks import capture
+from render.organisms import Organism
+
+__all__ = [
+    "DIVERSITY_IMAGES",
+    "DIVERSITY_WEIGHT",
+    "OBJECTIVES",
+    "FeatureVisParams",
+    "random_transforms",
+    "render_channels",
+    "spectrum_to_rgb",
+    "to_png",
+]
+
+OBJECTIVES = ("channel", "neuron", "negative", "diversity")
+# lucent's diversity recipe: a batch of 4 and `channel - 1e2 * diversity`.
+DIVERSITY_IMAGES = 4
+DIVERSITY_WEIGHT = 1e2
+# lucent's fft_image: the spectrum's initial standard deviation and its "magic" divisor.
+_SPECTRUM_SD = 0.01
+_SPECTRUM_MAGIC = 4.0
+# lucent's standard_transforms.
+_PAD = 12
+_SCALES = [1 + (i - 5) / 50.0 for i in range(11)]
+_ANGLES = list(range(-10, 11)) + 5 * [0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureVisParams:
+    """Everything that decides the pixels, apart from the model, layer and channel."""
+
+    objective: str = "channel"  # channel | neuron | negative | diversity
+    steps: int = 512
+    size: int = 128
+    seed: int = 0
+    lr: float = 0.05
+
+    def validate(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}"
+            )
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.size < 16:
+            raise ValueError(f"size must be at least 16 px, got {self.size}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be zero or positive, got {self.seed}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    @property
+    def images_per_channel(self) -> int:
+        return DIVERSITY_IMAGES if self.objective == "diversity" else 1
+
+
+class _LayerReached(Exception):
+    """Raised by a hook to skip the layers after the one being visualized."""
+
+
+@contextmanager
+def _stop_after(module: nn.Module) -> Iterator[None]:
+    def hook(_m: nn.Module, _i: object, _o: object) -> None:
+        raise _LayerReached
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    # Restore each module's own flag: the caller's model is left as it was given.
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+@contextmanager
+def _fast_cuda(device: torch.device) -> Iterator[None]:
+    # The model always sees input_size x input_size, so cuDNN's autotuning pays off.
+    if device.type != "cuda":
+        yield
+        return
+    deterministic = torch.backends.cudnn.deterministic  # a caller's choice wins
+    with torch.backends.cudnn.flags(
+        enabled=True, benchmark=not deterministic, deterministic=deterministic, allow_tf32=True
+    ):
+        yield
+
+
+def _spectrum_scale(size: int, device: torch.device) -> torch.Tensor:
+    freqs = rfft2d_freqs(size, size)
+    scale = 1.0 / np.maximum(freqs, 1.0 / size)  # decay_power 1, as lucent
+    return torch.tensor(scale).float()[None, None, ..., None].to(device)
+
+
+def _initial_spectrum(seed: int, channel: int, count: int, size: int) -> torch.Tensor:
+    """lucent's random spectrum for ``count`` images, drawn from ``(seed, channel)`` alone."""
+    state = np.random.SeedSequence([seed, channel]).generate_state(1, dtype=np.uint64)[0]
+    generator = torch.Generator().manual_seed(int(state))
+    shape = (count, 3, *rfft2d_freqs(size, size).shape, 2)
+    # Drawn on the CPU so that every device starts from the same numbers.
+    return torch.randn(shape, generator=generator) * _SPECTRUM_SD
+
+
+def spectrum_to_rgb(spectrum: torch.Tensor, size: int) -> torch.Tensor:
+    """lucent's ``fft_image`` + ``to_valid_rgb(decorrelate=True)``, on ``spectrum``'s device.
+
+    Args:
+        spectrum: ``(batch, 3, size, size // 2 + 1, 2)`` real and imaginary parts.
+
+    Returns:
+        ``(batch, 3, size, size)`` RGB in [0, 1].
+    """
+    scaled = _spectrum_scale(size, spectrum.device) * spectrum
+    image = torch.fft.irfftn(torch.view_as_complex(scaled), s=(size, size), norm="ortho")
+    image = image[:, :3, :size, :size] / _SPECTRUM_MAGIC
+    colors = torch.tensor(color_correlation_normalized.T, device=image.device)
+    image = torch.matmul(image.permute(0, 2, 3, 1), colors).permute(0, 3, 1, 2)
+    # The permutes leave a channels-last layout, which would follow the image into the
+    # model and make its convolutions several times slower on the CPU.
+    return torch.sigmoid(image.contiguous())
+
+
+def _jitter(image: torch.Tensor, d: int, rng: np.random.RandomState) -> torch.Tensor:
+    dx, dy = rng.choice(d), rng.choice(d)
+    shift = torch.tensor([[dx, dy]], dtype=torch.float32, device=image.device)
+    return translate(image, shift)
+
+
+def _random_scale(image: torch.Tensor, rng: np.random.RandomState) -> torch.Tensor:
+    scale = rng.choice(_SCALES)
+    h, w = image.shape[2:]
+    new_h, new_w = (int(np.ceil(scale * d)) for d in (h, w))
+    pad_x = max(0, int(np.ceil((w - new_w) / 2)))
+    pad_y = max(0, int(np.ceil((h - new_h) / 2)))
+    scaled = F.interpolate(image, size=(new_h, new_w), mode="bilinear", align_corners=True)
+    return F.pad(scaled, [pad_y, pad_x] * 2)  # lucent's order, harmless on square images
+
+
+def _random_rotate(image: torch.Tensor, rng: np.random.RandomState) -> torch.Tensor:
+    b, _, h, w = image.shape
+    angle = torch.ones(b, device=image.device) * rng.choice(_ANGLES)
+    center = torch.ones(b, 2, device=image.device)
+    center[..., 0] = (w - 1) / 2
+    center[..., 1] = (h - 1) / 2
+    matrix = kornia.get_rotation_matrix2d(center, angle, torch.ones(b, 2, device=image.device))
+    return kornia.warp_affine(image, matrix, dsize=(h, w))
+
+
+def random_transforms(rng: np.random.RandomState) -> Callable[[torch.Tensor], torch.Tensor]:
+    """lucent's ``standard_transforms``, drawing from ``rng`` in lucent's order.
+
+    Each call draws one transform for the whole batch, as lucent does, so that every image
+    of a batch sees the same sequence whatever the batch holds.
+    """
+
+    def apply(image: torch.Tensor) -> torch.Tensor:
+        image = F.pad(image, [_PAD] * 4, mode="constant", value=0.5)
+        image = _jitter(image, 8, rng)
+        image = _random_scale(image, rng)
+        image = _random_rotate(image, rng)
+        return _jitter(image, 4, rng)
+
+    return apply
+
+
+def _image_losses(
+    acts: torch.Tensor, channels: torch.Tensor, objective: str, per_channel: int
+) -> torch.Tensor:
+    """The loss of each channel's group of images (lucent's objectives, negated).
+
+    ``acts`` is ``(images, C, H, W)``; image ``i`` belongs to channel ``channels[i]``.
+    """
+    picked = acts[torch.arange(acts.shape[0], device=acts.device), channels]  # (images, H, W)
+    if objective == "neuron":
+        h, w = picked.shape[1:]
+        per_image = -picked[:, h // 2, w // 2]
+    elif objective == "negative":
+        per_image = picked.mean(dim=(1, 2))
+    else:
+        per_image = -picked.mean(dim=(1, 2))
+    # lucent's channel objective averages over its batch: the group of one channel.
+    losses = per_image.view(-1, per_channel).mean(dim=1)
+    if objective == "diversity":
+        losses = losses + DIVERSITY_WEIGHT * _similarity(acts, per_channel)
+    return losses
+
+
+def _similarity(acts: torch.Tensor, per_channel: int) -> torch.Tensor:
+    """lucent's ``diversity`` term, negated, within each channel's group of images.
+
+    The summed cosine similarity between the Gram matrices of every pair of images of a
+    group, divided by the group's size.
+    """
+    flat = acts.flatten(2)  # (images, C, H*W)
+    grams = F.normalize(torch.matmul(flat, flat.transpose(1, 2)).flatten(1), p=2, dim=1)
+    grams = grams.view(-1, per_channel, grams.shape[1])
+    pairs = torch.matmul(grams, grams.transpose(1, 2))  # (groups, n, n)
+    self_pairs = torch.diagonal(pairs, dim1=1, dim2=2).sum(dim=1)
+    return (pairs.sum(dim=(1, 2)) - self_pairs) / per_channel
+
+
+def _to_uint8(rgb: torch.Tensor) -> list[np.ndarray]:
+    array = rgb.detach().permute(0, 2, 3, 1).float().cpu().numpy()
+    return list(np.clip(np.round(array * 255), 0, 255).astype(np.uint8))
+
+
+def _resolve(device: str | torch.device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"cannot render on {device}: CUDA is not available here; use cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _model_device(model: nn.Module) -> torch.device | None:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return None
+
+
+def render_channels(
+    model: nn.Module,
+    organism: Organism,
+    layer: str,
+    channels: Sequence[int],
+    params: FeatureVisParams = FeatureVisParams(),
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[int, list[np.ndarray]]:
+    """Render a feature visualization of each channel of ``layer``.
+
+    Args:
+        model: the organism's network, already on ``device``. Left as given: its weights
+            are not touched, its train/eval flags are restored, no hook remains.
+        organism: gives the layer's module, the input size and the preprocessing.
+        layer: the layer's name or alias (``"mixed4c"``, ``"4c"``).
+        channels: channel indices; duplicates are rendered once.
+        params: objective, steps, image size, seed and learning rate.
+        batch_size: channels optimized together (``diversity`` puts four images per
+            channel in the batch). Changes speed and memory only, not the images. Large
+            batches pay on a GPU; on a CPU a few images per batch are as fast or faster.
+        device: where to render; the model must be there.
+        progress: called with ``(channels done, channels in all)`` after each batch.
+
+    Returns:
+        Each channel's images, ``size x size x 3`` uint8: one, or four for ``diversity``.
+    """
+    params.validate()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    try:
+        decl = organism.layer(layer)
+    except KeyError:
+        known = ", ".join(d.name for d in organism.layers)
+        raise ValueError(
+            f"{organism.slug} has no layer {layer!r}; its layers are {known}"
+        ) from None
+    device = _resolve(device)
+    model_device = _model_device(model)
+    if model_device is not None and _resolve(model_device) != device:
+        raise ValueError(
+            f"the model is on {model_device} but the render was asked on {device}; "
+            f"load it there first (organisms.load(..., device={str(device)!r}))"
+        )
+    wanted = [int(c) for c in dict.fromkeys(channels)]
+    modules = organism.modules(model, [decl.name])
+    with ExitStack() as stack:
+        stack.enter_context(_eval_mode(model))
+        stack.enter_context(_fast_cuda(device))
+        outputs = stack.enter_context(capture(modules))
+        stack.enter_context(_stop_after(modules[decl.name]))
+
+        def layer_output(rgb: torch.Tensor) -> torch.Tensor:
+            size = organism.input_size
+            if rgb.shape[2] < size or rgb.shape[3] < size:  # lucent's rule
+                rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=True)
+            try:
+                model(organism.preprocess(rgb))
+            except _LayerReached:
+                pass
+            return outputs[decl.name]
+
+        with torch.no_grad():
+            gray = torch.full((1, 3, params.size, params.size), 0.5, device=device)
+            available = layer_output(gray).shape[1]
+        wrong = [c for c in wanted if not 0 <= c < available]
+        if wrong:
+            raise ValueError(
+                f"channel {wrong[0]} is out of range for {organism.slug} {decl.name}, "
+                f"which has channels 0 to {available - 1}"
+            )
+        results: dict[int, list[np.ndarray]] = {}
+        for start in range(0, len(wanted), batch_size):
+            batch = wanted[start : start + batch_size]
+            images = _optimize(layer_output, batch, params, device)
+            per = params.images_per_channel
+            for i, channel in enumerate(batch):
+                results[channel] = images[i * per : (i + 1) * per]
+            if progress is not None:
+                progress(len(results), len(wanted))
+    return results
+
+
+def _optimize(
+    layer_output: Callable[[torch.Tensor], torch.Tensor],
+    channels: list[int],
+    params: FeatureVisParams,
+    device: torch.device,
+) -> list[np.ndarray]:
+    per = params.images_per_channel
+    spectrum = torch.cat(
+        [_initial_spectrum(params.seed, c, per, params.size) for c in channels]
+    ).to(device)
+    spectrum.requires_grad_(True)
+    index = torch.tensor(channels, device=device).repeat_interleave(per)
+    optimizer = torch.optim.Adam([spectrum], lr=params.lr)
+    # Restarted for every batch: each batch sees the sequence a lone channel would.
+    transform = random_transforms(np.random.RandomState(params.seed))
+    for _ in range(params.steps):
+        rgb = spectrum_to_rgb(spectrum, params.size)
+        acts = layer_output(transform(rgb))
+        loss = _image_losses(acts.float(), index, params.objective, per).sum()
+        # Gradients for the image only: none computed for, or left on, the weights.
+        (spectrum.grad,) = torch.autograd.grad(loss, [spectrum])
+        optimizer.step()
+    with torch.no_grad():
+        return _to_uint8(spectrum_to_rgb(spectrum, params.size))
+
+
+def to_png(image: np.ndarray) -> bytes:
+    """Encode an ``H x W x 3`` uint8 image as PNG."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()

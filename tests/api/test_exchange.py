@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from annotations import services
+from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Review
+from neurons.models import Model, Neuron
+from neurons.references import resolve
+from people.services import profile_update
+
+
+def neuron(ref: str) -> Neuron:
+    return resolve(ref)
+
+
+@pytest.fixture
+def history(inceptionv1: Model, alice: User, bob: User, staff: User) -> list[Claim]:
+    """Claims with edits, reviews that changed, a hidden review, comments and a retraction."""
+    profile_update(user=alice, name="Alice Liddell", institution="Oxford")
+    carol = User.objects.create_user("carol")
+    circuit = services.claim_create(
+        author=alice,
+        target=neuron("inceptionv1/4c:447"),
+        kind="circuit",
+        label="cars",
+        argument="windows and wheels",
+        expression="4c:447 = 0.8*4b:373 + 4b:237",
+    )
+    services.claim_review(claim=circuit, reviewer=bob, verdict="dispute", reason="trucks?")
+    services.claim_update(
+        claim=circuit,
+        author=alice,
+        based_on=1,
+        label="cars",
+        argument="windows, wheels; not trucks",
+        expression="4c:447 = 0.5*4b:373 + 4b:237 - 4b:12",
+    )
+    services.claim_review(claim=circuit, reviewer=bob, verdict="support", reason="ok now")
+    hidden = services.claim_review(claim=circuit, reviewer=carol, verdict="dispute", reason="spam")
+    services.content_hide(moderator=staff, content=hidden)
+    services.comment_create(claim=circuit, author=carol, body="Nice.")
+    feature = services.claim_create(
+        author=bob, target=neuron("inceptionv1/5a:1"), kind="feature", label="dogs", argument="fur"
+    )
+    services.claim_retract(claim=feature, author=bob)
+    services.claim_create(
+        author=bob, target=neuron("inceptionv1/3a:0"), kind="feature", label="x", argument="y"
+    )
+    return list(Claim.objects.order_by("id"))
+
+
+def wipe() -> None:
+    """Forget every claim and person: what another instance looks like."""
+    Claim.objects.update(current_revision=None)
+    for model in (Review, Comment, ClaimTerm, ClaimRevision, Claim):
+        model.objects.all().delete()
+    User.objects.all().delete()
+
+
+def comparable(document: dict) -> dict:
+    document = copy.deepcopy(document)
+    document.pop("exported")
+    document.pop("source")
+    return document
+
+
+def test_an_export_carries_portable_references_and_usernames(
+    history: list[Claim], api: APIClient
+) -> None:
+    response = api.get("/api/v1/export/?model=inceptionv1")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["format"] == "microscope-claims" and document["model"] == "inceptionv1"
+    circuit = document["claims"][0]
+    assert circuit["uid"] == str(history[0].uid)
+    assert circuit["target"] == "inceptionv1/4c:447" and circuit["author"] == "alice"
+    assert [r["number"] for r in circuit["revisions"]] == [1, 2]
+    assert circuit["revisions"][1]["terms"][-1] == {
+        "ref": "inceptionv1/4b:12",
+        "role": "component",
+        "coefficient": -1.0,
+    }
+    assert [
+        (r["reviewer"], r["verdict"], r["revision"], r["current"]) for r in circuit["reviews"]
+    ] == [
+        ("bob", "dispute", 1, False),
+        ("bob", "support", 2, True),
+    ]  # carol's hidden review is for staff only
+    assert document["claims"][1]["retracted_at"] is not None
+    assert {"username": "alice", "name": "Alice Liddell", "institution": "Oxford"} in document[
+        "people"
+    ]
+    assert "id" not in circuit and "pk" not in str(circuit.keys())
+
+
+def test_an_export_and_import_round_trip_and_a_second_import_adds_nothing(
+    history: list[Claim], client_for: Callable[[User], APIClient], staff: User
+) -> None:
+    as_staff = client_for(staff)
+    exported = as_staff.get("/api/v1/export/?model=inceptionv1").json()
+    statuses = {str(c.uid): c.status for c in history}
+    wipe()
+
+    curator = User.objects.create_user("curator2", is_staff=True)
+    as_curator = client_for(curator)
+    report = as_curator.post("/api/v1/import/", exported, format="json")
+    assert report.status_code == 200, report.json()
+    assert report.json() == {
+        "claims_created": 3,
+        "claims_skipped": 0,
+        "revisions": 4,
+        "reviews": 3,
+        "comments": 1,
+        "people_created": ["alice", "bob", "carol"],
+    }
+    assert comparable(as_curator.get("/api/v1/export/?model=inceptionv1").json()) == comparable(
+        exported
+    )
+    assert {str(c.uid): c.status for c in Claim.objects.all()} == statuses
+    assert User.objects.get(username="alice").profile.institution == "Oxford"
+    assert not User.objects.get(username="alice").has_usable_password()
+
+    again = as_curator.post("/api/v1/import/", exported, format="json").json()
+    assert again["claims_created"] == 0 and again["claims_skipped"] == 3
+    assert (Claim.objects.count(), ClaimRevision.objects.count(), Review.objects.count()) == (
+        3,
+        4,
+        3,
+    )
+
+
+def test_only_staff_import(
+    history: list[Claim], client_for: Callable[[User], APIClient], bob: User, api: APIClient
+) -> None:
+    document = api.get("/api/v1/export/?model=inceptionv1").json()
+    assert api.post("/api/v1/import/", document, format="json").status_code == 401
+    assert client_for(bob).post("/api/v1/import/", document, format="json").status_code == 403
+
+
+def test_a_bad_document_is_refused_whole_with_the_path_of_the_problem(
+    history: list[Claim], client_for: Callable[[User], APIClient], staff: User
+) -> None:
+    as_staff = client_for(staff)
+    document = as_staff.get("/api/v1/export/?model=inceptionv1").json()
+    wipe()
+    curator = client_for(User.objects.create_user("curator2", is_staff=True))
+
+    broken = copy.deepcopy(document)
+    broken["claims"][2]["target"] = "inceptionv1/4c:9999"
+    response = curator.post("/api/v1/import/", broken, format="json")
+    assert response.status_code == 400
+    assert "out of range" in response.json()["error"]["fields"]["claims.2.target"][0]
+
+    broken = copy.deepcopy(document)
+    broken["claims"][0]["revisions"][1]["expression"] = "4c:447 = 4d:1"
+    response = curator.post("/api/v1/import/", broken, format="json")
+    assert "claims.0.revisions.1.expression" in response.json()["error"]["fields"]
+
+    broken = copy.deepcopy(document)
+    broken["claims"][0]["reviews"][0]["revision"] = 7
+    response = curator.post("/api/v1/import/", broken, format="json")
+    assert "claims.0.reviews" in response.json()["error"]["fields"]
+
+    response = curator.post("/api/v1/import/", {"format": "csv"}, format="json")
+    assert response.status_code == 400 and "format" in response.json()["error"]["fields"]
+    assert not Claim.objects.exists() and not User.objects.filter(username="alice").exists()
+
+
+def test_an_export_of_an_unknown_model_is_a_400(api: APIClient, db: None) -> None:
+    response = api.get("/api/v1/export/?model=vgg99")
+    assert response.status_code == 400
+    assert "unknown model" in response.json()["error"]["fields"]["model"][0]
+    assert api.get("/api/v1/export/").status_code == 400
+
+
+def test_the_export_costs_the_same_queries_for_many_claims(
+    history: list[Claim], api: APIClient, bob: User, django_assert_max_num_queries: Callable
+) -> None:
+    with django_assert_max_num_queries(12):
+        api.get("/api/v1/export/?model=inceptionv1")
+    for i in range(10):
+        claim = services.claim_create(
+            author=bob,
+            target=neuron(f"inceptionv1/4c:{i}"),
+            kind="feature",
+            label="x",
+            argument="y",
+        )
+        services.comment_create(claim=claim, author=bob, body="more")
+    with django_assert_max_num_queries(12):
+        assert len(api.get("/api/v1/export/?model=inceptionv1").json()["claims"]) == 13

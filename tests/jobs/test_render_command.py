@@ -1,0 +1,83 @@
+"""`manage.py render`: queues or runs renders; bad input is a message, not a traceback."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from jobs.models import Artifact, Kind, RenderJob
+from neurons.models import Model
+
+
+def render(*args: str) -> str:
+    out = StringIO()
+    call_command("render", *args, stdout=out, verbosity=0)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["resnet9000"], "unknown model 'resnet9000'"),
+        (["mobilenet_v2", "mixed4c"], "unknown layer 'mixed4c' in mobilenet_v2"),
+        (["mobilenet_v2", "f2", "--channels", "x-3"], "bad channel range 'x-3'"),
+        (["mobilenet_v2", "f2", "--channels", "5-1"], "1 comes before 5"),
+        (["mobilenet_v2", "f2", "--channels", "0-99"], "which has channels 0-23"),
+        (["mobilenet_v2", "f2", "--steps", "0"], "steps must be at least 1"),
+        (["mobilenet_v2", "--no-featurevis"], "--no-featurevis needs --examples PATH"),
+        (["mobilenet_v2", "--examples", "/no/such/folder"], "/no/such/folder is not a folder"),
+    ],
+)
+def test_bad_input_is_a_command_error_that_says_what_is_wrong(
+    mobilenet: Model, args: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError) as caught:
+        render(*args)
+    assert message in str(caught.value)
+    assert not RenderJob.objects.exists()
+
+
+def test_a_model_without_weights_is_a_command_error_with_the_fix(inceptionv1: Model) -> None:
+    with pytest.raises(CommandError) as caught:
+        render("inceptionv1", "4c")
+    assert "weights missing for inceptionv1: run `python manage.py add_model" in str(caught.value)
+    assert not RenderJob.objects.exists()
+
+
+def test_it_queues_one_job_per_layer_and_objective_on_commit(
+    mobilenet: Model, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        output = render(
+            "mobilenet_v2", "f2", "f3", "--channels", "0-7",
+            "--objective", "channel", "--objective", "negative", "--steps", "64",
+        )  # fmt: skip
+    assert "0 feature visualizations already rendered, 32 to render\n4 job(s)" in output
+    assert len(callbacks) == 4
+    assert set(RenderJob.objects.values_list("layer__name", "kind")) == {
+        ("features_2", "featurevis"), ("features_2", "featurevis_negative"),
+        ("features_3", "featurevis"), ("features_3", "featurevis_negative"),
+    }  # fmt: skip
+    assert {job.params["steps"] for job in RenderJob.objects.all()} == {64}
+
+
+def test_a_range_for_every_layer_is_cut_to_each_layers_size(mobilenet: Model) -> None:
+    output = render("mobilenet_v2", "--channels", "0-19", "--examples", "demo/photos")
+    # 19 layers, features_1 has 16 channels: 18 * 20 + 16 feature visualizations; one sweep.
+    assert "376 to render\n20 job(s)" in output
+    sweep = RenderJob.objects.get(kind=Kind.EXAMPLES)
+    assert sweep.layer is None and (sweep.channel_start, sweep.channel_stop) == (0, 20)
+
+
+def test_sync_renders_here_and_a_second_run_renders_nothing(mobilenet: Model, corpus: Path) -> None:
+    args = ["mobilenet_v2", "f2", "--channels", "0-1", "--steps", "4", "--size", "32"]
+    render(*args, "--sync", "--examples", str(corpus))
+    assert Artifact.objects.filter(kind=Kind.FEATUREVIS).count() == 2
+    assert Artifact.objects.filter(kind=Kind.EXAMPLES).count() == 2
+    assert set(RenderJob.objects.values_list("status", flat=True)) == {"done"}
+    output = render(*args, "--sync")
+    assert "2 feature visualizations already rendered, 0 to render\n0 job(s)" in output
+    assert Artifact.objects.count() == 4

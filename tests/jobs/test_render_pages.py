@@ -1,0 +1,165 @@
+"""What pages show of renders, and the button that asks for what is missing. No torch here."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.test import Client
+from PIL import Image
+
+from jobs import services
+from jobs.models import Artifact, Kind, RenderJob
+from neurons.models import Layer, Model, Neuron
+
+
+def png(size: int = 8) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), "orange").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def stored(neuron: Neuron, kind: str, images: int = 1, data: dict | None = None) -> Artifact:
+    identity = {"kind": kind, "layer": neuron.layer.name, "channel": neuron.index, "steps": 64}
+    return services.artifact_create(
+        kind=kind, neuron=neuron, identity=identity, images=[png()] * images, data=data
+    )
+
+
+def examples_data() -> dict:
+    entry = {"image": "0021.jpg", "value": 2.5, "pos": [3, 4], "box": [96, 64, 160, 128]}
+    files = {"file": services.example_image_save(name="examples/aa/aa-224.jpg", content=png())}
+    low = {**entry, **files, "value": -1.25, "pos": [0, 0], "box": [0, 0, 56, 56]}
+    return {
+        "images": 64,
+        "grid": [7, 7],
+        "input_size": 224,
+        "corpus": "demo/photos",
+        "top": [{**entry, **files}],
+        "bottom": [low],
+        "histogram": {"edges": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0], "counts": [1, 3, 40, 5, 0]},
+    }
+
+
+@pytest.fixture
+def neuron(mobilenet: Model) -> Neuron:
+    return Neuron.objects.select_related("layer__model").get(
+        layer__model=mobilenet, layer__name="features_16", index=5
+    )
+
+
+@pytest.fixture
+def member(client: Client, django_user_model) -> Client:
+    client.force_login(django_user_model.objects.create_user("ada", password="pw"))
+    return client
+
+
+def test_a_neuron_page_shows_its_visualizations_examples_and_histogram(
+    client: Client, neuron: Neuron
+) -> None:
+    featurevis = stored(neuron, Kind.FEATUREVIS)
+    negative = stored(neuron, Kind.FEATUREVIS_NEGATIVE)
+    diversity = stored(neuron, Kind.FEATUREVIS_DIVERSITY, images=4)
+    stored(neuron, Kind.EXAMPLES, images=0, data=examples_data())
+    content = client.get(neuron.get_absolute_url()).content.decode()
+    for url in featurevis.urls + negative.urls + diversity.urls:
+        assert f'src="{url}"' in content
+    assert 'id="top-examples"' in content and 'id="bottom-examples"' in content
+    assert 'src="/media/examples/aa/aa-224.jpg"' in content
+    # The box over the image marks the max position: 96/224 of the way across, and so on.
+    assert 'class="box" style="left:42.86%;top:28.57%;width:28.57%;height:28.57%"' in content
+    assert content.count("<rect ") == 5 and "-2 to -1: 1" in content
+    assert "Render what is missing" not in content  # nothing is
+
+
+def test_a_neuron_page_offers_to_render_what_is_missing_to_members(
+    client: Client, member: Client, neuron: Neuron
+) -> None:
+    stored(neuron, Kind.FEATUREVIS)
+    content = member.get(neuron.get_absolute_url()).content.decode()
+    assert "No visualizations yet" not in content
+    assert "Render what is missing" in content and 'name="csrfmiddlewaretoken"' in content
+    assert "negative feature visualization, diverse feature visualizations, dataset examples" in (
+        content
+    )
+    client.logout()
+    anonymous = client.get(neuron.get_absolute_url()).content.decode()
+    assert "Render what is missing" not in anonymous and "Sign in</a> to render" in anonymous
+
+
+def test_the_button_queues_what_is_missing_once_and_shows_the_jobs_status(
+    member: Client, neuron: Neuron, django_capture_on_commit_callbacks
+) -> None:
+    url = f"{neuron.get_absolute_url()}render/"
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = member.post(url)
+    assert response.status_code == 302 and response.url == neuron.get_absolute_url()
+    jobs = RenderJob.objects.order_by("kind", "layer__position")
+    assert [job.kind for job in jobs] == [
+        "examples", "featurevis", "featurevis_diversity", "featurevis_negative",
+        "weights", "weights",
+    ]  # fmt: skip
+    assert len(callbacks) == 6
+    # Connecting weights: its layer's from below (inputs), the layer above's (outputs).
+    assert [job.layer.name for job in jobs.filter(kind=Kind.WEIGHTS)] == [
+        "features_16", "features_17",
+    ]  # fmt: skip
+    featurevis = jobs.get(kind=Kind.FEATUREVIS)
+    assert (featurevis.channel_start, featurevis.channel_stop) == (5, 6)
+    assert jobs.get(kind=Kind.EXAMPLES).layer == neuron.layer  # the whole layer, one sweep
+
+    member.post(url)  # asked again while queued: the same jobs
+    assert RenderJob.objects.count() == 6
+
+    page = member.get(neuron.get_absolute_url()).content.decode()
+    assert f'data-status-url="/jobs/{featurevis.pk}/status/"' in page
+    assert "Render what is missing" not in page  # jobs are on their way
+    status = member.get(f"/jobs/{featurevis.pk}/status/").json()
+    assert status["status"] == "queued" and status["target"] == "mobilenet_v2/features_16:5"
+
+
+def test_the_button_says_why_a_model_without_weights_cannot_render(
+    member: Client, inceptionv1: Model
+) -> None:
+    page = member.get("/models/inceptionv1/mixed4c/447/").content.decode()
+    assert "Render what is missing" not in page
+    assert "weights missing for inceptionv1" in page
+    response = member.post("/models/inceptionv1/mixed4c/447/render/")
+    assert response.status_code == 400
+    assert b"weights missing for inceptionv1" in response.content
+    assert not RenderJob.objects.exists()
+
+
+def test_a_failed_job_shows_its_reason_on_the_page(client: Client, neuron: Neuron) -> None:
+    job = services.render_job_create(
+        model=neuron.layer.model, layer=neuron.layer, kind=Kind.FEATUREVIS, params={},
+        channels=range(5, 6), enqueue=False,
+    )  # fmt: skip
+    services.render_job_finish(job_id=job.pk, error="weights missing on worker gpu-7")
+    content = client.get(neuron.get_absolute_url()).content.decode()
+    assert "weights missing on worker gpu-7" in content
+
+
+def test_an_unknown_job_status_is_a_404(client: Client, db: None) -> None:
+    assert client.get("/jobs/999/status/").status_code == 404
+
+
+def test_a_layer_page_shows_every_feature_visualization_in_a_few_queries(
+    client: Client, mobilenet: Model, django_assert_max_num_queries
+) -> None:
+    layer: Layer = mobilenet.layers.get(name="features_16")
+    neurons = list(layer.neurons.select_related("layer__model")[:6])
+    artifacts = [stored(n, Kind.FEATUREVIS) for n in neurons]
+    with django_assert_max_num_queries(8):
+        content = client.get(layer.get_absolute_url()).content.decode()
+    for artifact in artifacts:
+        assert f'<img src="{artifact.urls[0]}"' in content
+    assert content.count('<span class="blank">') == layer.channels - 6
+
+
+def test_the_job_list_shows_recent_jobs(client: Client, neuron: Neuron) -> None:
+    services.render_job_create(
+        model=neuron.layer.model, layer=None, kind=Kind.EXAMPLES, params={}, enqueue=False
+    )
+    content = client.get("/jobs/").content.decode()
+    assert "dataset examples" in content and "mobilenet_v2" in content

@@ -1,0 +1,295 @@
+"""Feature visualization on CPU with tiny budgets (a few steps, small images)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from render import organisms
+from render.featurevis import (
+    FeatureVisParams,
+    _similarity,
+    random_transforms,
+    render_channels,
+    spectrum_to_rgb,
+    to_png,
+)
+from render.hooks import capture
+
+LAYER = "features_6"  # early enough to keep every render short
+TINY = FeatureVisParams(steps=8, size=32)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    # Two threads on two shared, busy cores spin against each other and run many times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def mobilenet() -> organisms.Loaded:
+    organism = organisms.get("mobilenet_v2")
+    path = organisms.find_weights(organism, Path("/nonexistent"))
+    if path is None:
+        pytest.skip("MobileNetV2 weights are not installed")
+    loaded = organisms.load(organism, path)
+    # A smaller input than the real 224 px: a quarter of the work, same code paths.
+    return organisms.Loaded(replace(organism, input_size=112), loaded.model, loaded.weights_sha256)
+
+
+def activation(loaded: organisms.Loaded, image: np.ndarray, channel: int, where: str) -> float:
+    """The channel's mean (or centre) activation at LAYER for one uint8 image.
+
+    Averaged over a few draws of the render's random transforms, as its objective sees it:
+    lucent's jitter only shifts right and down, so the centre it optimizes is off-centre.
+    """
+    organism = loaded.organism
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    transform = random_transforms(np.random.RandomState(123))
+    size = organism.input_size
+    values = []
+    for _ in range(8):
+        seen = F.interpolate(transform(x), size=(size, size), mode="bilinear", align_corners=True)
+        with torch.no_grad(), capture(organism.modules(loaded.model, [LAYER])) as outputs:
+            loaded.model(organism.preprocess(seen))
+        acts = outputs[LAYER][0, channel]
+        h, w = acts.shape
+        values.append(float(acts[h // 2, w // 2] if where == "centre" else acts.mean()))
+    return float(np.mean(values))
+
+
+def all_hooks(model: nn.Module) -> int:
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        for m in model.modules()
+    )
+
+
+def test_it_returns_one_uint8_image_per_channel(mobilenet: organisms.Loaded) -> None:
+    images = render_channels(mobilenet.model, mobilenet.organism, LAYER, [5, 2], TINY)
+
+    assert list(images) == [5, 2]
+    for rendered in images.values():
+        assert len(rendered) == 1
+        assert rendered[0].shape == (32, 32, 3)
+        assert rendered[0].dtype == np.uint8
+
+
+def test_diversity_returns_four_distinct_images_per_channel(mobilenet: organisms.Loaded) -> None:
+    params = FeatureVisParams(objective="diversity", steps=4, size=32)
+
+    images = render_channels(mobilenet.model, mobilenet.organism, LAYER, [1, 2], params)
+
+    for rendered in images.values():
+        assert len(rendered) == 4
+        assert all(image.shape == (32, 32, 3) for image in rendered)
+        assert len({image.tobytes() for image in rendered}) == 4
+
+
+def test_the_diversity_term_counts_identical_images_as_fully_similar() -> None:
+    acts = torch.rand(1, 5, 3, 3).repeat(4, 1, 1, 1)
+    different = torch.rand(4, 5, 3, 3)
+
+    # Four identical images: every ordered pair has cosine 1, 4 * 3 pairs / 4 images.
+    assert _similarity(acts, 4).item() == pytest.approx(3.0)
+    assert _similarity(different, 4).item() < 3.0
+
+
+@pytest.mark.parametrize(
+    ("objective", "where", "sign"),
+    [("channel", "mean", 1), ("neuron", "centre", 1), ("negative", "mean", -1)],
+)
+def test_its_objective_moves_the_activation_the_right_way_as_it_optimizes(
+    mobilenet: organisms.Loaded, objective: str, where: str, sign: int
+) -> None:
+    model, organism = mobilenet.model, mobilenet.organism
+    channels = [3, 10]
+
+    # One step in, the image is still the faint noise it starts from.
+    start = render_channels(
+        model, organism, LAYER, channels, FeatureVisParams(objective=objective, steps=1, size=48)
+    )
+    end = render_channels(
+        model, organism, LAYER, channels, FeatureVisParams(objective=objective, steps=16, size=48)
+    )
+
+    for channel in channels:
+        before = activation(mobilenet, start[channel][0], channel, where)
+        after = activation(mobilenet, end[channel][0], channel, where)
+        assert sign * (after - before) > 0.3, (channel, before, after)
+
+
+def test_an_image_depends_only_on_the_seed_and_its_channel(mobilenet: organisms.Loaded) -> None:
+    model, organism = mobilenet.model, mobilenet.organism
+    # oneDNN picks its kernels by batch size, which moves the last bits of a convolution;
+    # PyTorch's own kernels do not, so they show the renderer's part is batch-independent.
+    with torch.backends.mkldnn.flags(enabled=False):
+        together = render_channels(model, organism, LAYER, [4, 9, 7], TINY, batch_size=3)
+        alone = render_channels(model, organism, LAYER, [9], TINY)
+        other_batch = render_channels(model, organism, LAYER, [7, 4], TINY, batch_size=2)
+
+    np.testing.assert_array_equal(together[9][0], alone[9][0])
+    np.testing.assert_array_equal(together[7][0], other_batch[7][0])
+    np.testing.assert_array_equal(together[4][0], other_batch[4][0])
+
+
+def test_a_batched_image_stays_close_to_the_lone_one_with_default_kernels(
+    mobilenet: organisms.Loaded,
+) -> None:
+    model, organism = mobilenet.model, mobilenet.organism
+
+    together = render_channels(model, organism, LAYER, [4, 9, 7], TINY, batch_size=3)
+    alone = render_channels(model, organism, LAYER, [9], TINY)
+
+    difference = np.abs(together[9][0].astype(int) - alone[9][0].astype(int))
+    assert difference.mean() < 1.0
+    assert difference.max() <= 8
+
+
+def test_the_same_parameters_give_identical_images(mobilenet: organisms.Loaded) -> None:
+    model, organism = mobilenet.model, mobilenet.organism
+
+    first = render_channels(model, organism, LAYER, [3, 8], TINY)
+    second = render_channels(model, organism, LAYER, [3, 8], TINY)
+    reseeded = render_channels(
+        model, organism, LAYER, [3, 8], FeatureVisParams(steps=8, size=32, seed=1)
+    )
+
+    np.testing.assert_array_equal(first[3][0], second[3][0])
+    np.testing.assert_array_equal(first[8][0], second[8][0])
+    assert not np.array_equal(first[3][0], reseeded[3][0])
+
+
+def test_it_leaves_the_model_as_it_was_given() -> None:
+    organism = organisms.get("inceptionv1")
+    model = organism.architecture().train()  # random weights, training mode, grads on
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    images = render_channels(
+        model, organism, "mixed3a", [0, 255], FeatureVisParams(steps=4, size=32)
+    )
+
+    assert images[255][0].shape == (32, 32, 3)
+    assert all(m.training for m in model.modules())
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all_hooks(model) == 0
+
+
+def test_it_removes_every_hook_after_a_render(mobilenet: organisms.Loaded) -> None:
+    render_channels(
+        mobilenet.model, mobilenet.organism, LAYER, [0], FeatureVisParams(steps=2, size=32)
+    )
+
+    assert all_hooks(mobilenet.model) == 0
+
+
+def test_it_removes_every_hook_when_a_render_fails(mobilenet: organisms.Loaded) -> None:
+    def interrupt(done: int, total: int) -> None:
+        raise RuntimeError("worker shutting down")
+
+    with pytest.raises(RuntimeError, match="shutting down"):
+        render_channels(
+            mobilenet.model, mobilenet.organism, LAYER, [0, 1], TINY, progress=interrupt
+        )
+    with pytest.raises(ValueError):  # found after the first forward pass, hooks in place
+        render_channels(mobilenet.model, mobilenet.organism, LAYER, [10_000], TINY)
+
+    assert all_hooks(mobilenet.model) == 0
+
+
+def test_it_reports_progress_after_each_batch(mobilenet: organisms.Loaded) -> None:
+    calls: list[tuple[int, int]] = []
+
+    render_channels(
+        mobilenet.model,
+        mobilenet.organism,
+        LAYER,
+        [0, 1, 2, 3, 4],
+        FeatureVisParams(steps=2, size=32),
+        batch_size=2,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+
+
+def test_its_png_bytes_decode_with_pil(mobilenet: organisms.Loaded) -> None:
+    image = render_channels(mobilenet.model, mobilenet.organism, LAYER, [0], TINY)[0][0]
+
+    decoded = Image.open(io.BytesIO(to_png(image)))
+
+    assert decoded.format == "PNG"
+    np.testing.assert_array_equal(np.asarray(decoded.convert("RGB")), image)
+
+
+@pytest.mark.parametrize(
+    ("layer", "channels", "params", "options", "message"),
+    [
+        ("features_6", [0], FeatureVisParams(objective="dream"), {}, "unknown objective"),
+        ("features_6", [0], FeatureVisParams(steps=0), {}, "steps must be at least 1"),
+        ("features_6", [0], FeatureVisParams(size=4), {}, "size must be at least"),
+        ("features_6", [32], TINY, {}, "channel 32 is out of range .* 0 to 31"),
+        ("features_6", [-1], TINY, {}, "channel -1 is out of range"),
+        ("features_99", [0], TINY, {}, "no layer 'features_99'"),
+        ("features_6", [0], TINY, {"batch_size": 0}, "batch_size must be at least 1"),
+        ("features_6", [0], TINY, {"device": "meta"}, "the model is on cpu"),
+    ],
+)
+def test_it_rejects_bad_inputs_with_a_message(
+    mobilenet: organisms.Loaded,
+    layer: str,
+    channels: list[int],
+    params: FeatureVisParams,
+    options: dict[str, object],
+    message: str,
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        render_channels(mobilenet.model, mobilenet.organism, layer, channels, params, **options)
+
+
+def test_it_rejects_an_image_that_is_not_rgb_uint8() -> None:
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        to_png(np.zeros((8, 8), dtype=np.uint8))
+
+
+lucent_on_cpu = pytest.mark.skipif(
+    torch.cuda.is_available(), reason="lucent puts its tensors on the GPU when there is one"
+)
+
+
+@lucent_on_cpu
+def test_its_transforms_are_lucents_standard_transforms() -> None:
+    from lucent.optvis import transform
+
+    image = torch.rand(2, 3, 40, 40)
+    ours = random_transforms(np.random.RandomState(5))
+    np.random.seed(5)
+    theirs = transform.compose(transform.standard_transforms)
+
+    for _ in range(4):
+        torch.testing.assert_close(ours(image), theirs(image), rtol=0, atol=0)
+
+
+@lucent_on_cpu
+def test_its_parameterization_is_lucents_fft_image_with_decorrelated_colour() -> None:
+    from lucent.optvis import param
+
+    params, image_f = param.image(36, batch=2)
+
+    ours = spectrum_to_rgb(params[0].detach(), 36)
+
+    torch.testing.assert_close(ours, image_f().detach(), rtol=0, atol=0)

@@ -392,6 +392,7 @@ class ClaimRetractApi(generics.GenericAPIView):
 
 class RevisionListApi(generics.GenericAPIView):
     pagination_class = None  # a claim has a handful of revisions
+
     @extend_schema(operation_id="claims_revisions_list", responses=RevisionSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
         revisions = self._revisions(claim_visible_get(pk=pk, user=request.user))

@@ -409,19 +409,22 @@ def measure(args: argparse.Namespace, rng: random.Random) -> None:
             times = sequential(args.port, endpoint, args.requests, 6 * args.seconds)
             rps = concurrent(args.port, endpoint, args.clients, args.seconds, args.cap)
             median, p99 = statistics.median(times) * 1000, percentile(times, 0.99) * 1000
+            p90 = percentile(times, 0.9) * 1000
             verdict = "ok" if p99 < endpoint.target_ms else "SLOW"
-            rows.append((endpoint, len(times), median, p99, rps, verdict))
+            rows.append((endpoint, len(times), median, p90, p99, rps, verdict))
             print(f"  {endpoint.name}: p99 {p99:.1f} ms, {rps:.0f} req/s", flush=True)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     print(
-        f"\n{'endpoint':<24} {'queries':>7} {'median ms':>10} {'p99 ms':>8} {'target':>7} "
+        f"\n{'endpoint':<24} {'queries':>7} {'median ms':>10} {'p90 ms':>7} {'p99 ms':>8} "
+        f"{'target':>7} "
         f"{'req/s @' + str(args.clients):>10}"
     )
-    for endpoint, _, median, p99, rps, verdict in rows:
+    for endpoint, _, median, p90, p99, rps, verdict in rows:
         print(
-            f"{endpoint.name:<24} {counts[endpoint.name]:>7} {median:>10.1f} {p99:>8.1f} "
+            f"{endpoint.name:<24} {counts[endpoint.name]:>7} {median:>10.1f} {p90:>7.1f} "
+            f"{p99:>8.1f} "
             f"{'<' + format(endpoint.target_ms, 'g'):>7} {rps:>10.0f}  {verdict}"
         )
     print(

@@ -3,21 +3,35 @@
 Usage, from the repository root:
 
     .venv/bin/python -m bench.featurevis --model mobilenet_v2 --layer features_10 \
-        --channels 8 --steps 32 --size 64 --batch 8 --device cpu
+        --channels 8 --steps 32 --size 64 --batch 1,4,8 --device cpu --threads 1
     .venv/bin/python -m bench.featurevis --gpu-throughput            # on a GPU machine
 
-The first form renders the same channels with the same budget both ways and prints seconds
-per channel (wall and this process's CPU time, best of interleaved rounds) and their ratio;
-on a small machine that others share, ``--threads 1`` keeps torch's threads from spinning
-against each other. ``--gpu-throughput`` prints channels per second at 512 steps
-for every InceptionV1 layer (random weights: speed does not depend on them) and for one
-MobileNetV2 layer, and the time all 5,804 InceptionV1 channels would take.
+The first form renders the same channels with the same model, objective, steps and size
+both ways, lucent once per channel and ours at each batch size, in interleaved rounds, and
+prints seconds per channel (wall: best and median; this process's CPU time: best) and the
+ratios; on a small machine that others share, ``--threads 1`` keeps torch's threads from
+spinning against each other. On the CPU, ours optimizes at most
+``render.featurevis.cpu_batch_images()`` images together whatever the batch size.
+
+Measured on the 2-core development machine (load average about 1), the first form, seconds
+per channel, best wall, speedup over lucent:
+
+    1 thread:  lucent 0.99; ours batch 1 0.48 (2.1x), batch 4 0.39 (2.5x), batch 8 0.39 (2.5x)
+    2 threads: lucent 0.77; ours batch 1 0.40 (1.9x), batch 4 0.25 (3.1x), batch 8 0.25 (3.1x)
+
+Before the render ran a folded, channels-last copy with oneDNN 1x1 convolutions and small
+CPU batches, 1 thread gave 1.4x at batch 4 and 1.0x at batch 8.
+
+``--gpu-throughput`` prints channels per second at 512 steps for every InceptionV1 layer
+(random weights: speed does not depend on them) and for one MobileNetV2 layer, and the time
+all 5,804 InceptionV1 channels would take.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +56,10 @@ def _model(slug: str, weights_dir: Path, device: str) -> tuple[organisms.Organis
     for param in model.parameters():
         param.requires_grad_(False)
     return organism, model
+
+
+def _ints(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n]
 
 
 def _channels(text: str) -> list[int]:
@@ -118,31 +136,30 @@ def compare(args: argparse.Namespace) -> None:
     # Interleaved rounds, best of each: other work on a shared machine hits all alike.
     torch.manual_seed(0)
     np.random.seed(0)
-    runs: dict[str, list[Timing]] = {"lucent": [], "ours_1": [], "ours_b": []}
+    runs: dict[str, list[Timing]] = {"lucent": [], **{f"ours_{b}": [] for b in args.batch}}
     for _ in range(args.rounds):
         runs["lucent"].append(_lucent(lucent_model, lucent_layer, channels, args.steps, args.size))
-        runs["ours_1"].append(_ours(model, organism, decl.name, channels, params, 1, args.device))
-        runs["ours_b"].append(
-            _ours(model, organism, decl.name, channels, params, args.batch, args.device)
-        )
+        for b in args.batch:
+            runs[f"ours_{b}"].append(
+                _ours(model, organism, decl.name, channels, params, b, args.device)
+            )
     n = len(channels)
     best = {k: (min(t[0] for t in v) / n, min(t[1] for t in v) / n) for k, v in runs.items()}
+    median = {k: statistics.median(t[0] for t in v) / n for k, v in runs.items()}
 
     print(
         f"{args.model} {decl.name}, {n} channels, {args.steps} steps, {args.size} px, "
-        f"{args.device}, {torch.get_num_threads()} threads, best of {args.rounds} rounds"
+        f"{args.device}, {torch.get_num_threads()} threads, {args.rounds} rounds"
     )
-    print("seconds per channel                       wall      cpu")
-    labels = {
-        "lucent": "lucent render_vis, one channel per call",
-        "ours_1": "ours, batch 1",
-        "ours_b": f"ours, batch {args.batch}",
-    }
-    for key, label in labels.items():
-        print(f"{label:40s} {best[key][0]:7.3f}  {best[key][1]:7.3f}")
-    wall = best["lucent"][0] / best["ours_b"][0]
-    cpu = best["lucent"][1] / best["ours_b"][1]
-    print(f"speedup over lucent at batch {args.batch}: {wall:.2f}x wall, {cpu:.2f}x cpu")
+    print(f"{'seconds per channel':33s} wall best  wall median  cpu best   speedup wall, cpu")
+    for key in runs:
+        label = "lucent render_vis, one per call" if key == "lucent" else f"ours, batch {key[5:]}"
+        line = f"{label:33s} {best[key][0]:9.3f}  {median[key]:11.3f}  {best[key][1]:8.3f}"
+        if key != "lucent":
+            wall = best["lucent"][0] / best[key][0]
+            cpu = best["lucent"][1] / best[key][1]
+            line += f"   {wall:5.2f}x, {cpu:5.2f}x"
+        print(line)
 
 
 def gpu_throughput(args: argparse.Namespace) -> None:
@@ -183,20 +200,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", default="8", help="a count (first N) or a list: 3,7,11")
     parser.add_argument("--steps", type=int, default=None, help="32; 512 with --gpu-throughput")
     parser.add_argument("--size", type=int, default=None, help="64; 128 with --gpu-throughput")
-    parser.add_argument("--batch", type=int, default=None, help="8; 64 with --gpu-throughput")
+    parser.add_argument(
+        "--batch", type=_ints, default=None, help="sizes to time: 1,4,8; 64 with --gpu-throughput"
+    )
     parser.add_argument("--device", default=None, help="cpu; cuda with --gpu-throughput")
     parser.add_argument("--weights-dir", type=Path, default=Path("var/weights"))
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine)"
     )
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved repeats, best kept")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repeats")
     parser.add_argument("--gpu-throughput", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     gpu = args.gpu_throughput
     args.steps = args.steps or (512 if gpu else 32)
-    args.batch = args.batch or (64 if gpu else 8)
+    args.batch = args.batch or ([64] if gpu else [1, 4, 8])
+    if gpu:
+        args.batch = max(args.batch)
     args.device = args.device or ("cuda" if gpu else "cpu")
     args.size = args.size or (128 if gpu else 64)
     (gpu_throughput if gpu else compare)(args)

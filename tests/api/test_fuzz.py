@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,7 +35,6 @@ from annotations.services import claim_create
 from api.claims import claim_etag
 from api.services import api_token_create
 from jobs.models import Kind, RenderJob
-from microscope.wsgi import application
 from neurons.models import Model
 from neurons.references import resolve
 
@@ -118,7 +118,7 @@ def test_every_operation_answers_within_its_schema(
     settings_no_throttle: Callable[[], None],
     wsgi_in_test_transaction: None,
 ) -> None:
-    schema = from_wsgi("/api/schema/?format=json", application)
+    schema = from_wsgi("/api/schema/?format=json", get_wsgi_application())
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():

@@ -1,4 +1,7 @@
-"""End to end: a real Celery worker process takes a render job off a real broker (Redis)."""
+"""End to end: a real Celery worker process takes a render job off a real broker.
+
+Both brokers that production uses: Redis and RabbitMQ, on this machine.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +23,15 @@ from neurons.models import Model
 from tests.conftest import REPO
 from tests.jobs.conftest import TINY
 
-REDIS = ("127.0.0.1", 6379)
-BROKER_URL = "redis://127.0.0.1:6379/11"  # a database of its own on the shared Redis
+BROKERS = {
+    "redis": ("redis://127.0.0.1:6379/11", 6379),  # a database of its own on the shared Redis
+    "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", 5672),
+}
 
 
-def redis_answers() -> bool:
+def answers(port: int) -> bool:
     try:
-        socket.create_connection(REDIS, timeout=1).close()
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
         return True
     except OSError:
         return False
@@ -40,11 +45,15 @@ def database_url() -> str:
 
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_process_takes_a_queued_job_to_done(mobilenet: Model, tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker_name", BROKERS)
+def test_a_worker_process_takes_a_queued_job_to_done(
+    mobilenet: Model, tmp_path: Path, broker_name: str
+) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the worker process needs the test database on a server (PostgreSQL)")
-    if not redis_answers():
-        pytest.skip("no Redis on 127.0.0.1:6379")
+    BROKER_URL, port = BROKERS[broker_name]
+    if not answers(port):
+        pytest.skip(f"no {broker_name} on 127.0.0.1:{port}")
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),  # the test's own database
@@ -54,7 +63,10 @@ def test_a_worker_process_takes_a_queued_job_to_done(mobilenet: Model, tmp_path:
         "MICROSCOPE_VAR_DIR": str(tmp_path / "var"),
     }
     with Connection(BROKER_URL) as broker:
-        broker.default_channel.client.delete("gpu")  # leftovers of an earlier run
+        try:  # leftovers of an earlier run
+            broker.default_channel.queue_purge("gpu")
+        except Exception:  # the queue does not exist yet: nothing to purge
+            pass
     log_path = tmp_path / "worker.log"
     log_file = open(log_path, "w")  # a file, not a pipe: a full pipe would stall the worker
     worker = subprocess.Popen(
@@ -79,7 +91,7 @@ def test_a_worker_process_takes_a_queued_job_to_done(mobilenet: Model, tmp_path:
             model=mobilenet, layer=layer, kind=Kind.FEATUREVIS, params=TINY,
             channels=range(2), enqueue=False,
         )  # fmt: skip
-        # What the service does on commit, over the Redis connection (this process's
+        # What the service does on commit, over the broker's connection (this process's
         # Celery app is configured with the embedded broker).
         with Connection(BROKER_URL) as broker:
             tasks.render_task.apply_async(args=[job.pk], task_id=job.task_id, connection=broker)

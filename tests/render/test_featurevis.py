@@ -17,9 +17,12 @@ from torch import nn
 from render import organisms
 from render.featurevis import (
     FeatureVisParams,
+    _OneDnnPointwise,
     _similarity,
+    cpu_batch_images,
     random_transforms,
     render_channels,
+    render_copy,
     spectrum_to_rgb,
     to_png,
 )
@@ -225,6 +228,131 @@ def test_it_reports_progress_after_each_batch(mobilenet: organisms.Loaded) -> No
     )
 
     assert calls == [(2, 5), (4, 5), (5, 5)]
+
+
+def test_it_optimizes_at_most_a_few_images_together_on_the_cpu(
+    mobilenet: organisms.Loaded,
+) -> None:
+    calls: list[tuple[int, int]] = []
+    chunk = cpu_batch_images()
+    channels = list(range(chunk + 1))
+
+    render_channels(
+        mobilenet.model,
+        mobilenet.organism,
+        LAYER,
+        channels,
+        FeatureVisParams(steps=1, size=32),
+        batch_size=32,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+
+    n = len(channels)
+    assert chunk == 2  # one thread: see the fixture
+    assert calls == [(chunk, n), (n, n)]
+
+
+def layer_outputs(
+    organism: organisms.Organism, model: nn.Module, x: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    with torch.no_grad(), capture(organism.modules(model)) as outputs:
+        model(x)
+    return dict(outputs)
+
+
+def randomize_batchnorm(model: nn.Module) -> nn.Module:
+    # Fresh BatchNorms are identities in eval mode; folding them would prove nothing.
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            for tensor, low, high in [
+                (module.running_mean, -1.0, 1.0),
+                (module.running_var, 0.5, 2.0),
+                (module.weight.data, 0.5, 1.5),
+                (module.bias.data, -1.0, 1.0),
+            ]:
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+    return model.eval()
+
+
+def assert_close_to_scale(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    # Folding reorders float32 arithmetic: errors scale with the activations' magnitude.
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5 * scale)
+
+
+def batchnorms(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_its_render_copy_folds_batchnorm_and_keeps_mobilenets_activations(
+    mobilenet: organisms.Loaded, channels_last: bool
+) -> None:
+    organism, model = mobilenet.organism, mobilenet.model
+    x = organism.preprocess(torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)))
+
+    prepared = render_copy(model, cpu=channels_last)
+    seen = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    assert batchnorms(model) == 52 and batchnorms(prepared) == 0
+    expected, actual = layer_outputs(organism, model, x), layer_outputs(organism, prepared, seen)
+    for name in expected:
+        assert_close_to_scale(actual[name], expected[name])
+
+
+def test_its_render_copy_for_the_cpu_gives_the_models_input_gradients(
+    mobilenet: organisms.Loaded,
+) -> None:
+    organism, model = mobilenet.organism, mobilenet.model
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    prepared = render_copy(model, cpu=True)
+
+    def input_gradient(net: nn.Module, layout: torch.memory_format) -> torch.Tensor:
+        image = x.clone().requires_grad_(True)
+        with capture(organism.modules(net, [LAYER])) as outputs:
+            net(organism.preprocess(image).contiguous(memory_format=layout))
+        (gradient,) = torch.autograd.grad(outputs[LAYER][:, 3].mean(), [image])
+        return gradient
+
+    expected = input_gradient(model, torch.contiguous_format)
+    actual = input_gradient(prepared, torch.channels_last)
+
+    if torch.backends.mkldnn.is_available():
+        assert any(isinstance(m, _OneDnnPointwise) for m in prepared.modules())
+    assert expected.abs().max() > 0
+    assert_close_to_scale(actual, expected)
+
+
+def test_its_render_copy_folds_resnets_named_batchnorms_too() -> None:
+    organism = organisms.get("resnet50")
+    model = randomize_batchnorm(organism.architecture())
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+
+    prepared = render_copy(model)
+
+    assert batchnorms(prepared) == 0
+    expected, actual = layer_outputs(organism, model, x), layer_outputs(organism, prepared, x)
+    for name in expected:
+        assert_close_to_scale(actual[name], expected[name])
+
+
+def test_its_render_copy_leaves_the_callers_model_untouched() -> None:
+    model = randomize_batchnorm(organisms.get("mobilenet_v2").architecture()).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modules = [(name, type(m), m.training) for name, m in model.named_modules()]
+
+    prepared = render_copy(model, keep=["features.1.conv.2"], cpu=True)
+
+    assert [(name, type(m), m.training) for name, m in model.named_modules()] == modules
+    assert all(p.requires_grad and p.is_contiguous() for p in model.parameters())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert not any(m.training for m in prepared.modules())
+    assert not any(p.requires_grad for p in prepared.parameters())
+    # A layer asked to be kept keeps its own output: that BatchNorm alone stays.
+    assert batchnorms(prepared) == 1
+    assert isinstance(prepared.get_submodule("features.1.conv.2"), nn.BatchNorm2d)
 
 
 def test_its_png_bytes_decode_with_pil(mobilenet: organisms.Loaded) -> None:

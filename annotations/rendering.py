@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 
-from annotations.selectors import neuron_thumbnail_urls
+from jobs.selectors import neuron_thumbnail_urls
 from neurons import references
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, NeuronRef

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Evidence, Review
-from jobs.models import Artifact
-from jobs.models import Kind as ArtifactKind
 from neurons.models import Neuron
 
 User = AbstractBaseUser | AnonymousUser | None
@@ -22,27 +18,6 @@ User = AbstractBaseUser | AnonymousUser | None
 
 def _staff(viewer: User) -> bool:
     return bool(viewer is not None and viewer.is_authenticated and viewer.is_staff)
-
-
-def neuron_thumbnail_urls(*, neurons: Iterable[Neuron]) -> dict[int, str]:
-    """Neuron id -> URL of its newest feature visualization, for those that have one.
-
-    The one place claims learn where thumbnails come from (the jobs app's artifacts); one
-    query at most.
-    """
-    ids = {neuron.pk for neuron in neurons}
-    if not ids:
-        return {}
-    thumbnails: dict[int, str] = {}
-    rows = (
-        Artifact.objects.filter(neuron_id__in=ids, kind=ArtifactKind.FEATUREVIS)
-        .order_by("-created", "-pk")
-        .values_list("neuron_id", "files")
-    )
-    for neuron_id, files in rows:
-        if neuron_id not in thumbnails and files:
-            thumbnails[neuron_id] = default_storage.url(files[0])
-    return thumbnails
 
 
 def claim_list(

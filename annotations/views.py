@@ -30,6 +30,7 @@ from annotations.grammar import GrammarError, circuit_read, format_coefficient
 from annotations.models import Claim, Comment, Kind, Review, Role, Status
 from annotations.rendering import markdown_render_many
 from annotations.services import ClaimError
+from jobs.selectors import neuron_thumbnail_urls
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, resolve
 
@@ -47,9 +48,7 @@ class Card:
 
 
 def _cards(target: Neuron, components: list[tuple[Neuron, float]]) -> tuple[Card, list[Card]]:
-    thumbnails = selectors.neuron_thumbnail_urls(
-        neurons=[target, *(neuron for neuron, _ in components)]
-    )
+    thumbnails = neuron_thumbnail_urls(neurons=[target, *(neuron for neuron, _ in components)])
     cards = []
     for position, (neuron, coefficient) in enumerate(components):
         magnitude = format_coefficient(abs(coefficient))
@@ -400,7 +399,7 @@ def expression_preview(request: HttpRequest) -> JsonResponse:
     except GrammarError as exc:
         error = {"field": "expression", "message": exc.message, "column": exc.column}
         return JsonResponse({"ok": False, "error": error}, status=400)
-    thumbnails = selectors.neuron_thumbnail_urls(
+    thumbnails = neuron_thumbnail_urls(
         neurons=[circuit.target, *(term.neuron for term in circuit.terms)]
     )
 

@@ -6,6 +6,7 @@ A few queries per page, whatever the layer's size; nothing here runs torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,6 @@ from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from annotations.selectors import neuron_thumbnail_urls
 from jobs import services
 from jobs.models import Artifact, Kind, RenderJob
 from jobs.services import PAGE_KINDS
@@ -263,18 +263,32 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
     return result
 
 
+def _newest_featurevis_urls(artifacts: QuerySet[Artifact], key: str) -> dict[Any, str]:
+    """``key`` value -> URL of the newest feature visualization among ``artifacts``; one query."""
+    urls: dict[Any, str] = {}
+    rows = (
+        artifacts.filter(kind=Kind.FEATUREVIS).order_by("-created", "-pk").values_list(key, "files")
+    )
+    for value, files in rows:
+        if value not in urls and files:
+            urls[value] = default_storage.url(files[0])
+    return urls
+
+
 def layer_thumbnails(*, layer: Layer) -> dict[int, str]:
     """Channel index -> URL of its newest feature visualization, in one query."""
-    thumbnails: dict[int, str] = {}
-    rows = (
-        Artifact.objects.filter(layer=layer, kind=Kind.FEATUREVIS)
-        .order_by("-created", "-pk")
-        .values_list("neuron__index", "files")
-    )
-    for index, files in rows:
-        if index not in thumbnails and files:
-            thumbnails[index] = default_storage.url(files[0])
-    return thumbnails
+    return _newest_featurevis_urls(Artifact.objects.filter(layer=layer), "neuron__index")
+
+
+def neuron_thumbnail_urls(*, neurons: Iterable[Neuron]) -> dict[int, str]:
+    """Neuron id -> URL of its newest feature visualization, for those that have one.
+
+    Where claims, links and connection lists get their thumbnails; one query at most.
+    """
+    ids = {neuron.pk for neuron in neurons}
+    if not ids:
+        return {}
+    return _newest_featurevis_urls(Artifact.objects.filter(neuron_id__in=ids), "neuron_id")
 
 
 def render_job_get(*, job_id: int) -> RenderJob:

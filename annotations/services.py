@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from annotations.apps import EVIDENCE_KIND
 from annotations.grammar import Circuit, GrammarError, circuit_read
 from annotations.models import (
     Claim,
@@ -27,10 +28,9 @@ from annotations.models import (
     Status,
     Verdict,
 )
-from jobs import services as jobs_services
-from jobs.models import Kind as JobKind
+from jobs.planning import render_job_create
 from neurons.models import Neuron
-from render import organisms
+from render import catalog
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -386,14 +386,14 @@ def evidence_request(*, revision: ClaimRevision) -> Evidence | None:
             revision=revision,
             status=Evidence.Status.UNAVAILABLE,
             params=params,
-            error=organisms.missing_message(organisms.get(model.slug)),
+            error=catalog.missing_message(catalog.get(model.slug)),
             finished=timezone.now(),
         )
     evidence = Evidence.objects.create(revision=revision, params=params)
-    evidence.job = jobs_services.render_job_create(
+    evidence.job = render_job_create(
         model=model,
         layer=target.layer,
-        kind=JobKind.EVIDENCE,
+        kind=EVIDENCE_KIND,
         params={"evidence": evidence.pk},
         channels=range(target.index, target.index + 1),
     )

@@ -12,19 +12,18 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api.pagination import Cursor
-from jobs import selectors, services
-from jobs.models import Kind, RenderJob
+from jobs import kinds, selectors
+from jobs.models import RenderJob
+from jobs.planning import RenderPlan, render_request_neuron
 from neurons.models import Neuron
 from neurons.references import BadReference, find_model, resolve
-
-FEATUREVIS_KINDS = [kind for kind in Kind.values if kind != Kind.EXAMPLES]
 
 
 class RenderJobSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     model = serializers.CharField(source="model.slug")
     layer = serializers.CharField(source="layer.name", allow_null=True, default=None)
-    kind = serializers.ChoiceField(choices=Kind.choices)
+    kind = serializers.ChoiceField(choices=kinds.choices())
     target = serializers.CharField(help_text="model/layer:channels it renders")
     channel_start = serializers.IntegerField()
     channel_stop = serializers.IntegerField(allow_null=True, help_text="null: to the last")
@@ -52,10 +51,10 @@ class RenderPlanSerializer(serializers.Serializer):
 class RenderRequestInput(serializers.Serializer):
     neuron = serializers.CharField(max_length=200, help_text="mobilenet_v2/features.3:12")
     kinds = serializers.ListField(
-        child=serializers.ChoiceField(choices=Kind.choices),
+        child=serializers.ChoiceField(choices=kinds.choices(requestable=True)),
         required=False,
         allow_empty=False,
-        max_length=len(Kind.values),
+        max_length=len(kinds.names(requestable=True)),
         help_text="left out: whatever the neuron's page lacks. Dataset examples are swept for "
         "the whole layer at once.",
     )
@@ -131,24 +130,8 @@ class RenderJobListApi(generics.GenericAPIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
-def _render(*, neuron: Neuron, kinds: list[str] | None = None, **budget: Any) -> Any:
-    if kinds is None and not budget:
-        return services.render_request_missing(neuron=neuron)
-    layer = neuron.layer
-    kinds = kinds or [Kind.FEATUREVIS, Kind.FEATUREVIS_NEGATIVE, Kind.FEATUREVIS_DIVERSITY]
-    plan = services.render_request(
-        model=layer.model,
-        layers=[layer],
-        kinds=[kind for kind in kinds if kind != Kind.EXAMPLES],
-        channels=range(neuron.index, neuron.index + 1),
-        featurevis=budget,
-    )
-    if Kind.EXAMPLES in kinds:  # one sweep renders the whole layer's examples
-        examples = services.render_request(model=layer.model, layers=[layer], kinds=[Kind.EXAMPLES])
-        plan = services.RenderPlan(
-            jobs=plan.jobs + examples.jobs, existing=plan.existing, missing=plan.missing
-        )
-    return plan
+def _render(*, neuron: Neuron, kinds: list[str] | None = None, **budget: Any) -> RenderPlan:
+    return render_request_neuron(neuron=neuron, kinds=kinds, featurevis=budget or None)
 
 
 class RenderJobDetailApi(generics.GenericAPIView):

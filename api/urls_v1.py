@@ -1,12 +1,25 @@
-"""API v1 endpoints beyond the read-only catalog (neurons/api_urls.py), mounted at /api/v1/."""
+"""API v1, mounted at /api/v1/."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from api import claims, evidence, exchange, jobs, me
+from api import catalog, claims, evidence, exchange, jobs, me
 
 urlpatterns = [
+    path("models/", catalog.ModelListApi.as_view(), name="api-model-list"),
+    path("models/<slug:model>/", catalog.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<slug:model>/layers/", catalog.LayerListApi.as_view(), name="api-layer-list"),
+    path(
+        "models/<slug:model>/layers/<str:layer>/neurons/",
+        catalog.NeuronListApi.as_view(),
+        name="api-neuron-list",
+    ),
+    path(
+        "neurons/<slug:model>/<str:layer>/<int:index>/",
+        catalog.NeuronDetailApi.as_view(),
+        name="api-neuron",
+    ),
     path("me/", me.MeApi.as_view(), name="api-me"),
     path("claims/", claims.ClaimListApi.as_view(), name="api-claim-list"),
     path("claims/<int:pk>/", claims.ClaimDetailApi.as_view(), name="api-claim"),

@@ -6,3 +6,42 @@ from django.apps import AppConfig
 class JobsConfig(AppConfig):
     name = "jobs"
     verbose_name = "Renders"
+
+    def ready(self) -> None:
+        from jobs import kinds, params
+        from jobs.models import ArtifactKind
+
+        featurevis = "jobs.executors.featurevis:featurevis_run"
+        for kind in (
+            ArtifactKind.FEATUREVIS,
+            ArtifactKind.FEATUREVIS_NEURON,
+            ArtifactKind.FEATUREVIS_NEGATIVE,
+            ArtifactKind.FEATUREVIS_DIVERSITY,
+        ):
+            kinds.register(
+                kinds.JobKind(
+                    kind.value,
+                    kind.label,
+                    kinds.Target.LAYER,
+                    params.featurevis_job_params,
+                    featurevis,
+                )
+            )
+        kinds.register(
+            kinds.JobKind(
+                ArtifactKind.EXAMPLES.value,
+                ArtifactKind.EXAMPLES.label,
+                kinds.Target.LAYER_OR_MODEL,
+                params.examples_job_params,
+                "jobs.executors.examples:examples_run",
+            )
+        )
+        kinds.register(
+            kinds.JobKind(
+                ArtifactKind.WEIGHTS.value,
+                ArtifactKind.WEIGHTS.label,
+                kinds.Target.WHOLE_LAYER,
+                params.weights_job_params,
+                "jobs.executors.weights:weights_run",
+            )
+        )

@@ -14,11 +14,12 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.db import models
 
+from jobs import kinds
 from neurons.models import Layer, Model, Neuron
 
 
-class Kind(models.TextChoices):
-    """What an artifact is; a job makes artifacts of one kind."""
+class ArtifactKind(models.TextChoices):
+    """What an artifact is. Jobs of the kind of the same name make them (jobs.kinds)."""
 
     FEATUREVIS = "featurevis", "feature visualization"
     FEATUREVIS_NEURON = "featurevis_neuron", "feature visualization of the centre neuron"
@@ -30,16 +31,14 @@ class Kind(models.TextChoices):
     # A job of this kind computes one layer from the layer below: inputs of the layer's
     # neurons, outputs of the lower layer's.
     WEIGHTS = "weights", "connecting weights"
-    # Jobs only, no artifact: the tests of a circuit claim (annotations.Evidence holds them).
-    EVIDENCE = "evidence", "circuit evidence"
 
 
 # render.featurevis's objective for each feature visualization kind, and back.
 OBJECTIVE_BY_KIND = {
-    Kind.FEATUREVIS: "channel",
-    Kind.FEATUREVIS_NEURON: "neuron",
-    Kind.FEATUREVIS_NEGATIVE: "negative",
-    Kind.FEATUREVIS_DIVERSITY: "diversity",
+    ArtifactKind.FEATUREVIS: "channel",
+    ArtifactKind.FEATUREVIS_NEURON: "neuron",
+    ArtifactKind.FEATUREVIS_NEGATIVE: "negative",
+    ArtifactKind.FEATUREVIS_DIVERSITY: "diversity",
 }
 KIND_BY_OBJECTIVE = {objective: kind for kind, objective in OBJECTIVE_BY_KIND.items()}
 
@@ -51,7 +50,7 @@ def artifact_key(**parts: Any) -> str:
 
 
 class Artifact(models.Model):
-    kind = models.CharField(max_length=24, choices=Kind.choices)
+    kind = models.CharField(max_length=24, choices=ArtifactKind.choices)
     layer = models.ForeignKey(Layer, on_delete=models.CASCADE, related_name="artifacts")
     neuron = models.ForeignKey(Neuron, on_delete=models.CASCADE, related_name="artifacts")
     # Everything that made it: objective, steps, size, seed, weights sha256, code version...
@@ -95,7 +94,8 @@ class RenderJob(models.Model):
     layer = models.ForeignKey(
         Layer, null=True, blank=True, on_delete=models.CASCADE, related_name="render_jobs"
     )
-    kind = models.CharField(max_length=24, choices=Kind.choices)
+    # A kind of jobs.kinds' registry (its app declares it).
+    kind = models.CharField(max_length=24)
     # Channels [start, stop); stop None: to the layer's last channel.
     channel_start = models.PositiveIntegerField(default=0)
     channel_stop = models.PositiveIntegerField(null=True, blank=True)
@@ -134,8 +134,19 @@ class RenderJob(models.Model):
         return f"{where}:{self.channel_start}-{stop}"
 
     @property
+    def kind_label(self) -> str:
+        return kinds.label(self.kind)
+
+    @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+    def channels_of(self, layer: Layer) -> range:
+        """The channels of ``layer`` this job makes (its range cut to the layer's size)."""
+        stop = (
+            layer.channels if self.channel_stop is None else min(self.channel_stop, layer.channels)
+        )
+        return range(min(self.channel_start, stop), stop)
 
     def covers(self, layer: Layer, index: int) -> bool:
         if self.layer_id is not None and self.layer_id != layer.pk:

@@ -14,13 +14,20 @@ from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from jobs import services
-from jobs.models import Artifact, Kind, RenderJob
-from jobs.services import PAGE_KINDS
+from jobs.models import Artifact, ArtifactKind, RenderJob
+from jobs.params import INPUTS, OUTPUTS
 from neurons.models import Layer, Neuron
-from render import organisms
+from neurons.selectors import layer_above, layer_below
+from render import catalog
 
 RECENT_JOBS = 5
+# What a neuron's page shows, asked for by its button when missing.
+PAGE_KINDS = (
+    ArtifactKind.FEATUREVIS,
+    ArtifactKind.FEATUREVIS_NEGATIVE,
+    ArtifactKind.FEATUREVIS_DIVERSITY,
+    ArtifactKind.EXAMPLES,
+)
 
 
 @dataclass
@@ -119,19 +126,49 @@ def jobs_covering(*, neuron: Neuron) -> QuerySet[RenderJob]:
     )
 
 
+def artifact_kinds_of(*, neuron: Neuron) -> set[str]:
+    """The kinds of artifact a neuron has, whatever their parameters."""
+    return set(Artifact.objects.filter(neuron=neuron).values_list("kind", flat=True))
+
+
+def weights_layers(*, neuron: Neuron) -> dict[str, Layer | None]:
+    """The upper layer of each weights job a neuron's page reads: its own layer for its
+    inputs (None when nothing is below it) and the layer above for its outputs (None at
+    the top)."""
+    layer = neuron.layer
+    return {
+        INPUTS: layer if layer_below(layer) is not None else None,
+        OUTPUTS: layer_above(layer),
+    }
+
+
+def weights_missing(*, neuron: Neuron) -> list[Layer]:
+    """Upper layers whose weights job would fill what the neuron's page lacks."""
+    have = set(
+        Artifact.objects.filter(neuron=neuron, kind=ArtifactKind.WEIGHTS).values_list(
+            "params__direction", flat=True
+        )
+    )
+    return [
+        upper
+        for direction, upper in weights_layers(neuron=neuron).items()
+        if upper is not None and direction not in have
+    ]
+
+
 def neuron_visuals(*, neuron: Neuron) -> NeuronVisuals:
     """The newest artifact of each kind for a neuron, and its recent jobs."""
     visuals = NeuronVisuals()
     slots = {
-        Kind.FEATUREVIS: "featurevis",
-        Kind.FEATUREVIS_NEURON: "neuron",
-        Kind.FEATUREVIS_NEGATIVE: "negative",
-        Kind.FEATUREVIS_DIVERSITY: "diversity",
-        Kind.EXAMPLES: "examples",
+        ArtifactKind.FEATUREVIS: "featurevis",
+        ArtifactKind.FEATUREVIS_NEURON: "neuron",
+        ArtifactKind.FEATUREVIS_NEGATIVE: "negative",
+        ArtifactKind.FEATUREVIS_DIVERSITY: "diversity",
+        ArtifactKind.EXAMPLES: "examples",
     }
     artifacts = Artifact.objects.filter(neuron=neuron, kind__in=list(slots))
     for artifact in artifacts.order_by("-created", "-pk"):
-        slot = slots[Kind(artifact.kind)]
+        slot = slots[ArtifactKind(artifact.kind)]
         if getattr(visuals, slot) is None:
             setattr(visuals, slot, artifact)
     if visuals.examples is not None:
@@ -145,13 +182,15 @@ def neuron_visuals(*, neuron: Neuron) -> NeuronVisuals:
         histogram = data["histogram"]
         visuals.histogram = histogram_bars(histogram["counts"], histogram["edges"])
         visuals.histogram_range = (histogram["edges"][0], histogram["edges"][-1])
-    visuals.missing = [Kind(k).label for k in PAGE_KINDS if getattr(visuals, slots[k]) is None]
-    if services.weights_missing(neuron=neuron):
-        visuals.missing.append(Kind.WEIGHTS.label)
+    visuals.missing = [
+        ArtifactKind(k).label for k in PAGE_KINDS if getattr(visuals, slots[k]) is None
+    ]
+    if weights_missing(neuron=neuron):
+        visuals.missing.append(ArtifactKind.WEIGHTS.label)
     visuals.jobs = list(jobs_covering(neuron=neuron)[:RECENT_JOBS])
     model = neuron.layer.model
     if not model.has_weights:
-        visuals.cannot_render = organisms.missing_message(organisms.get(model.slug))
+        visuals.cannot_render = catalog.missing_message(catalog.get(model.slug))
     return visuals
 
 
@@ -210,14 +249,14 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
     above = layers[here + 1] if here + 1 < len(layers) else None
     for found in layers:
         found.model = model
-    result = NeuronWeights(
-        inputs=Connections(services.INPUTS, below), outputs=Connections(services.OUTPUTS, above)
-    )
+    result = NeuronWeights(inputs=Connections(INPUTS, below), outputs=Connections(OUTPUTS, above))
     if not model.has_weights:
-        result.weights_missing = organisms.missing_message(organisms.get(model.slug))
+        result.weights_missing = catalog.missing_message(catalog.get(model.slug))
         return result
     newest: dict[str, Artifact] = {}
-    rows = Artifact.objects.filter(neuron=neuron, kind=Kind.WEIGHTS).order_by("-created", "-pk")
+    rows = Artifact.objects.filter(neuron=neuron, kind=ArtifactKind.WEIGHTS).order_by(
+        "-created", "-pk"
+    )
     for artifact in rows:
         newest.setdefault(artifact.data.get("direction", ""), artifact)
     by_name = {found.name: found for found in layers}
@@ -267,7 +306,9 @@ def _newest_featurevis_urls(artifacts: QuerySet[Artifact], key: str) -> dict[Any
     """``key`` value -> URL of the newest feature visualization among ``artifacts``; one query."""
     urls: dict[Any, str] = {}
     rows = (
-        artifacts.filter(kind=Kind.FEATUREVIS).order_by("-created", "-pk").values_list(key, "files")
+        artifacts.filter(kind=ArtifactKind.FEATUREVIS)
+        .order_by("-created", "-pk")
+        .values_list(key, "files")
     )
     for value, files in rows:
         if value not in urls and files:

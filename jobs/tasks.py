@@ -21,11 +21,11 @@ from django.conf import settings
     max_retries=None,
 )
 def render_task(self: Task, job_id: int) -> str:
-    from jobs import runner
-    from jobs.services import Claim
+    from jobs import runner  # the worker's side, which the site never needs
+    from jobs.lifecycle import ClaimOutcome
 
     claim = runner.render_job_execute(job_id=job_id, task_id=self.request.id or "")
-    if claim is Claim.BUSY:
+    if claim is ClaimOutcome.BUSY:
         # Held by a worker that was alive a moment ago: look again once its heartbeat
         # would be stale, and take the job over then if that worker died.
         raise self.retry(countdown=settings.MICROSCOPE_JOB_STALE_SECONDS)
@@ -35,6 +35,6 @@ def render_task(self: Task, job_id: int) -> str:
 @worker_ready.connect
 def recover_orphaned_jobs(**_: object) -> None:
     """A worker starting up queues again the jobs of workers that died."""
-    from jobs.services import render_job_recover
+    from jobs.lifecycle import render_job_recover
 
     render_job_recover()

@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs import selectors, services
+from jobs import selectors
+from jobs.planning import render_request_neuron
 from neurons import selectors as catalog
 
 
@@ -19,12 +20,12 @@ def neuron_render(request: HttpRequest, model: str, layer: str, index: int) -> H
     """The neuron page's button: queue what the page lacks, then back to the page."""
     neuron = catalog.neuron_lookup(model=model, layer=layer, index=index)
     try:
-        plan = services.render_request_missing(neuron=neuron)
+        plan = render_request_neuron(neuron=neuron)
     except ValidationError as exc:
         context = {"neuron": neuron, "errors": exc.message_dict}
         return render(request, "jobs/render_refused.html", context, status=400)
     if plan.jobs:
-        messages.info(request, f"Queued: {', '.join(job.get_kind_display() for job in plan.jobs)}.")
+        messages.info(request, f"Queued: {', '.join(job.kind_label for job in plan.jobs)}.")
     else:
         messages.info(request, "Nothing is missing.")
     return redirect(neuron)

@@ -13,7 +13,6 @@ urlpatterns = [
     path("", include("jobs.urls")),
     path("", include("annotations.urls")),
     path("", include("people.urls")),
-    path("api/v1/", include("neurons.api_urls")),
     path("api/v1/", include("api.urls_v1")),
     path("", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -33,6 +33,24 @@ def layer_get(*, model: Model, name: str) -> Layer:
         raise Http404(str(exc)) from None
 
 
+def layer_below(layer: Layer) -> Layer | None:
+    """The significant layer directly below ``layer`` (None for the lowest)."""
+    return (
+        Layer.objects.filter(model_id=layer.model_id, position__lt=layer.position)
+        .order_by("-position")
+        .first()
+    )
+
+
+def layer_above(layer: Layer) -> Layer | None:
+    """The significant layer directly above ``layer`` (None for the highest)."""
+    return (
+        Layer.objects.filter(model_id=layer.model_id, position__gt=layer.position)
+        .order_by("position")
+        .first()
+    )
+
+
 def neuron_list(*, layer: Layer) -> QuerySet[Neuron]:
     return layer.neurons.select_related("layer__model")
 

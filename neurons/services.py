@@ -1,4 +1,5 @@
-"""Writes to the catalog."""
+"""Writes to the catalog: registering an organism measures its layers with torch (a
+command's work, never a page's)."""
 
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from render.hooks import stop_after
 from render.organisms import Organism
 from render.weights import expanded_weights, input_ranking
 
@@ -115,10 +116,6 @@ class CircuitEvidence:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (no NaN: missing numbers are None)."""
         return dataclasses.asdict(self)
-
-
-class _Stop(Exception):
-    """Raised once the target's output is captured: nothing above it needs to run."""
 
 
 def _as_component(item: Component | Sequence[Any]) -> Component:
@@ -194,14 +191,12 @@ class _Ablation:
             if maps.shape[0] == n:  # no component layer fed it: every variant is intact
                 maps = maps.unsqueeze(0).expand(variants, *maps.shape)
             out["target"] = maps.reshape(variants, n, *output.shape[2:])
-            raise _Stop
 
         handles = [m.register_forward_hook(mask_hook(name)) for name, m in self.modules.items()]
         handles.append(self.target.register_forward_hook(target_hook))
         try:
-            self.model(images)
-        except _Stop:
-            pass
+            with stop_after(self.target):
+                self.model(images)
         finally:
             for handle in handles:
                 handle.remove()
@@ -221,7 +216,9 @@ class _Ablation:
             record: dict[tuple[str, int], torch.Tensor] = {}
             try:
                 maps.append(self._pass(part, self.masks, record))
-            except RuntimeError:
+            except RuntimeError as exc:
+                if isinstance(exc, torch.OutOfMemoryError):
+                    raise
                 # Batch sizes disagree somewhere: a skip from below the component layers.
                 per_variant = []
                 for v in range(self.variants):
@@ -335,20 +332,17 @@ def _channel_counts(
     """Channels of each layer, measured with one image; stops at the target."""
     counts: dict[str, int] = {}
 
-    def count(name: str, stop: bool):
+    def count(name: str):
         def hook(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
             counts[name] = output.shape[1]
-            if stop:
-                raise _Stop
 
         return hook
 
-    handles = [m.register_forward_hook(count(name, False)) for name, m in modules.items()]
-    handles.append(target[1].register_forward_hook(count(target[0], True)))
+    handles = [m.register_forward_hook(count(name)) for name, m in modules.items()]
+    handles.append(target[1].register_forward_hook(count(target[0])))
     try:
-        model(image)
-    except _Stop:
-        pass
+        with stop_after(target[1]):
+            model(image)
     finally:
         for handle in handles:
             handle.remove()

@@ -65,8 +65,9 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from render.hooks import capture
+from render.hooks import capture, stop_after
 from render.organisms import Organism
+from render.params import DIVERSITY_IMAGES, DIVERSITY_WEIGHT, OBJECTIVES, FeatureVisParams
 
 __all__ = [
     "CPU_IMAGES_PER_THREAD",
@@ -82,10 +83,6 @@ __all__ = [
     "to_png",
 ]
 
-OBJECTIVES = ("channel", "neuron", "negative", "diversity")
-# lucent's diversity recipe: a batch of 4 and `channel - 1e2 * diversity`.
-DIVERSITY_IMAGES = 4
-DIVERSITY_WEIGHT = 1e2
 # lucent's fft_image: the spectrum's initial standard deviation and its "magic" divisor.
 _SPECTRUM_SD = 0.01
 _SPECTRUM_MAGIC = 4.0
@@ -102,51 +99,6 @@ _ANGLES = list(range(-10, 11)) + 5 * [0]
 # 41/38/47 ms, InceptionV1 mixed4a 69/63/72 ms; AlexNet conv4 alone gains at 4, 24/22/20.
 # Two threads: MobileNetV2 is 10% faster at four images than at two.
 CPU_IMAGES_PER_THREAD = 2
-
-
-@dataclass(frozen=True, kw_only=True)
-class FeatureVisParams:
-    """Everything that decides the pixels, apart from the model, layer and channel."""
-
-    objective: str = "channel"  # channel | neuron | negative | diversity
-    steps: int = 512
-    size: int = 128
-    seed: int = 0
-    lr: float = 0.05
-
-    def validate(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ValueError(
-                f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}"
-            )
-        if self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if self.size < 16:
-            raise ValueError(f"size must be at least 16 px, got {self.size}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be zero or positive, got {self.seed}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-
-    @property
-    def images_per_channel(self) -> int:
-        return DIVERSITY_IMAGES if self.objective == "diversity" else 1
-
-
-class _LayerReached(Exception):
-    """Raised by a hook to skip the layers after the one being visualized."""
-
-
-@contextmanager
-def _stop_after(module: nn.Module) -> Iterator[None]:
-    def hook(_m: nn.Module, _i: object, _o: object) -> None:
-        raise _LayerReached
-
-    handle = module.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
@@ -374,6 +326,41 @@ def random_transforms(rng: np.random.RandomState) -> Callable[[torch.Tensor], to
     return apply
 
 
+def _mean(picked: torch.Tensor) -> torch.Tensor:
+    return picked.mean(dim=(1, 2))
+
+
+def _mean_negated(picked: torch.Tensor) -> torch.Tensor:
+    return -picked.mean(dim=(1, 2))
+
+
+def _centre_negated(picked: torch.Tensor) -> torch.Tensor:
+    h, w = picked.shape[1:]
+    return -picked[:, h // 2, w // 2]
+
+
+def _diversity_term(acts: torch.Tensor, per_channel: int) -> torch.Tensor:
+    return DIVERSITY_WEIGHT * _similarity(acts, per_channel)
+
+
+@dataclass(frozen=True)
+class _Objective:
+    """lucent's objective as a loss: each image's own term (of its channel's map,
+    ``(images, H, W) -> (images,)``), averaged over its channel's group as lucent averages
+    over its batch, plus a term of the whole group where the objective has one."""
+
+    per_image: Callable[[torch.Tensor], torch.Tensor]
+    per_group: Callable[[torch.Tensor, int], torch.Tensor] | None = None
+
+
+_OBJECTIVES = {
+    "channel": _Objective(_mean_negated),
+    "neuron": _Objective(_centre_negated),
+    "negative": _Objective(_mean),
+    "diversity": _Objective(_mean_negated, _diversity_term),
+}
+
+
 def _image_losses(
     acts: torch.Tensor, channels: torch.Tensor, objective: str, per_channel: int
 ) -> torch.Tensor:
@@ -382,17 +369,10 @@ def _image_losses(
     ``acts`` is ``(images, C, H, W)``; image ``i`` belongs to channel ``channels[i]``.
     """
     picked = acts[torch.arange(acts.shape[0], device=acts.device), channels]  # (images, H, W)
-    if objective == "neuron":
-        h, w = picked.shape[1:]
-        per_image = -picked[:, h // 2, w // 2]
-    elif objective == "negative":
-        per_image = picked.mean(dim=(1, 2))
-    else:
-        per_image = -picked.mean(dim=(1, 2))
-    # lucent's channel objective averages over its batch: the group of one channel.
-    losses = per_image.view(-1, per_channel).mean(dim=1)
-    if objective == "diversity":
-        losses = losses + DIVERSITY_WEIGHT * _similarity(acts, per_channel)
+    chosen = _OBJECTIVES[objective]
+    losses = chosen.per_image(picked).view(-1, per_channel).mean(dim=1)
+    if chosen.per_group is not None:
+        losses = losses + chosen.per_group(acts, per_channel)
     return losses
 
 
@@ -494,7 +474,6 @@ def render_channels(
     with ExitStack() as stack:
         stack.enter_context(_fast_cuda(device))
         outputs = stack.enter_context(capture(modules))
-        stack.enter_context(_stop_after(modules[decl.name]))
 
         def layer_output(rgb: torch.Tensor) -> torch.Tensor:
             size = organism.input_size
@@ -503,10 +482,8 @@ def render_channels(
             x = organism.preprocess(rgb)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            try:
+            with stop_after(modules[decl.name]):
                 prepared(x)
-            except _LayerReached:
-                pass
             return outputs[decl.name]
 
         with torch.no_grad():

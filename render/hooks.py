@@ -1,14 +1,14 @@
-"""Forward hooks that are always removed."""
+"""Forward hooks that are always removed: record outputs, stop a pass at a layer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-__all__ = ["capture"]
+__all__ = ["capture", "stop_after"]
 
 
 @contextmanager
@@ -31,3 +31,30 @@ def capture(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, torch.Tensor
     finally:
         for handle in handles:
             handle.remove()
+
+
+class _Reached(Exception):
+    """Raised by :func:`stop_after`'s hook, and caught by it."""
+
+
+@contextmanager
+def stop_after(module: nn.Module) -> Iterator[Callable[[], bool]]:
+    """End the forward pass run in the block as soon as ``module`` has run: nothing above
+    it runs. Hooks registered before this one still see its output. Put the forward call
+    alone in the block (the block ends there); the yielded function tells whether
+    ``module`` was reached.
+    """
+    reached = False
+
+    def hook(_m: nn.Module, _i: object, _o: object) -> None:
+        nonlocal reached
+        reached = True
+        raise _Reached
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield lambda: reached
+    except _Reached:
+        pass
+    finally:
+        handle.remove()

@@ -83,6 +83,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from render.hooks import stop_after
 from render.organisms import Organism
 
 __all__ = [
@@ -204,7 +205,9 @@ def _stand_in(module: nn.Module) -> nn.Module | None:
 
 def linearized_copy(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
     """A copy of ``model`` on ``device``, in eval mode, with ReLUs as identities and max
-    pools as average pools (see the module docstring), and no hooks.
+    pools as average pools (see the module docstring). Hooks on ``model`` are copied with
+    it, as ``copy.deepcopy`` does: give a model without hooks (``organisms.load``'s have
+    none; lucent's ``render_vis`` leaks them, which is why render/ never calls it).
 
     The modules are copied; parameters and buffers are shared with ``model`` when they
     already live on ``device`` (copying ResNet-50's takes a second) and the copy never
@@ -215,9 +218,6 @@ def linearized_copy(model: nn.Module, device: str | torch.device = "cpu") -> nn.
     memo = {id(t): t for t in tensors} if shared else {}
     lin = copy.deepcopy(model, memo)
     for module in lin.modules():
-        # Hooks someone left on the original (lucent leaks them) must not run here.
-        module._forward_hooks.clear()
-        module._forward_pre_hooks.clear()
         for name, child in list(module.named_children()):
             replacement = _stand_in(child)
             if replacement is not None:
@@ -230,10 +230,6 @@ def linearized_copy(model: nn.Module, device: str | torch.device = "cpu") -> nn.
 
 
 # --- the Jacobian -----------------------------------------------------------------------
-
-
-class _Stop(Exception):
-    """Raised by the upper layer's hook: nothing above it needs to run."""
 
 
 def _jacobian_rows(
@@ -254,18 +250,15 @@ def _jacobian_rows(
     def replace(_m: nn.Module, _i: object, _o: object) -> torch.Tensor:
         return x
 
-    def stop(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
+    def record(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
         captured["y"] = output
-        raise _Stop
 
-    handles = [below.register_forward_hook(replace), above.register_forward_hook(stop)]
+    handles = [below.register_forward_hook(replace), above.register_forward_hook(record)]
     try:
         with torch.enable_grad():
-            try:
+            with stop_after(above) as reached:
                 lin(image)
-            except _Stop:
-                pass
-            else:
+            if not reached():
                 raise ValueError("the upper layer did not run after the lower one")
             y = captured["y"]
             centre = (y.shape[2] // 2, y.shape[3] // 2)
@@ -290,14 +283,11 @@ def _shapes(
 
     def record_above(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
         shapes["above"] = output.shape
-        raise _Stop
 
     handles = [below.register_forward_hook(record_below), above.register_forward_hook(record_above)]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), stop_after(above):
             lin(image)
-    except _Stop:
-        pass
     finally:
         for handle in handles:
             handle.remove()
@@ -379,8 +369,8 @@ def expanded_weights(
         image = torch.zeros(1, 3, size, size, device=device)
         try:
             below_shape, above_shape = _shapes(lin, below_module, above_module, image)
-        except (RuntimeError, ValueError):
-            if size == organism.input_size:
+        except (RuntimeError, ValueError) as exc:
+            if size == organism.input_size or isinstance(exc, torch.OutOfMemoryError):
                 raise
             continue
         _, c_in, height, width = below_shape
@@ -390,8 +380,8 @@ def expanded_weights(
         for _ in range(6 if resizable else 1):
             try:
                 box = probe(image, grid)
-            except RuntimeError:
-                if grid == natural:
+            except RuntimeError as exc:
+                if grid == natural or isinstance(exc, torch.OutOfMemoryError):
                     raise
                 # Something from below `lower` joins in above it: grids must match.
                 resizable = False
@@ -416,7 +406,9 @@ def expanded_weights(
             break
         try:
             found = probe(image, smaller)
-        except RuntimeError:
+        except RuntimeError as exc:
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise
             break
         if found is not None and _size(found) == (kh, kw):
             grid, box = smaller, found

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from annotations.models import Claim, Evidence
 from annotations.services import claim_create, claim_update
 from jobs import runner
-from jobs.models import Artifact, Kind, RenderJob
+from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Model
 from neurons.references import resolve
 from render import organisms
@@ -70,7 +70,7 @@ def test_posting_a_circuit_claim_enqueues_its_evidence_on_commit(
         claim = post_circuit(author, TARGET, "f3:7 = f2:1 + f2:2")
     evidence = Evidence.objects.get(revision=claim.current_revision)
     assert evidence.status == Evidence.Status.QUEUED
-    assert evidence.job.kind == Kind.EVIDENCE and evidence.job.target == "mobilenet_v2/features_3:7"
+    assert evidence.job.kind == "evidence" and evidence.job.target == "mobilenet_v2/features_3:7"
     assert evidence.params["seed"] == 0 and evidence.params["weights_sha256"]
     assert len(callbacks) == 1  # the job's message, sent once the claim is committed
 
@@ -91,7 +91,7 @@ def test_the_worker_stores_evidence_with_a_verdict_and_the_claim_page_shows_it(
     # What made it is recorded: the images, the weights and the code.
     assert [image["image"] for image in evidence.params["images"]] == [
         entry["image"] for entry in Artifact.objects.get(
-            kind=Kind.EXAMPLES, neuron=claim.target).data["top"]
+            kind=ArtifactKind.EXAMPLES, neuron=claim.target).data["top"]
     ]  # fmt: skip
     assert evidence.params["weights_sha256"] == mobilenet.weights_sha256
     assert evidence.params["code_version"]

@@ -8,8 +8,7 @@ from django.test import Client
 
 from annotations.models import Claim, ClaimRevision, Comment, Review, Status
 from annotations.services import claim_create, claim_review, claim_update, comment_create
-from jobs.models import Artifact
-from jobs.models import Kind as ArtifactKind
+from jobs.models import Artifact, ArtifactKind
 from neurons.models import Neuron
 from neurons.references import resolve
 from tests.annotations.conftest import client_for

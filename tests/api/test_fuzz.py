@@ -34,7 +34,7 @@ from annotations.models import Claim
 from annotations.services import claim_create
 from api.claims import claim_etag
 from api.services import api_token_create
-from jobs.models import Kind, RenderJob
+from jobs.models import ArtifactKind, RenderJob
 from neurons.models import Model
 from neurons.references import resolve
 
@@ -88,7 +88,7 @@ def seeded(inceptionv1: Model) -> Seeded:
         label="car detector",
         argument="Fires on cars.",
     )
-    job = RenderJob.objects.create(model=inceptionv1, kind=Kind.EXAMPLES)
+    job = RenderJob.objects.create(model=inceptionv1, kind=ArtifactKind.EXAMPLES)
     path = {"model": "inceptionv1", "layer": "mixed4c", "index": 447, "id": claim.pk}
     path |= {"number": 1, "job_id": job.pk}
     return Seeded(claim=claim, path=path, token={"Authorization": f"Token {key}"})

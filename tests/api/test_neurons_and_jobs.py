@@ -8,8 +8,8 @@ from django.contrib.auth.models import User
 from PIL import Image
 from rest_framework.test import APIClient
 
-from jobs import services
-from jobs.models import Artifact, Kind, RenderJob
+from jobs import storage
+from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Model, Neuron
 
 REF = "mobilenet_v2/f16:5"  # the portable form: model/alias:index
@@ -24,7 +24,7 @@ def png() -> bytes:
 
 def stored(neuron: Neuron, kind: str, images: int = 1, data: dict | None = None) -> Artifact:
     identity = {"kind": kind, "layer": neuron.layer.name, "channel": neuron.index}
-    return services.artifact_create(
+    return storage.artifact_create(
         kind=kind, neuron=neuron, identity=identity, images=[png()] * images, data=data
     )
 
@@ -54,9 +54,9 @@ def test_a_neuron_without_renders_says_what_is_missing(api: APIClient, neuron: N
 def test_a_neuron_lists_its_images_as_absolute_urls(
     api: APIClient, neuron: Neuron, django_assert_max_num_queries: Callable
 ) -> None:
-    featurevis = stored(neuron, Kind.FEATUREVIS)
-    stored(neuron, Kind.FEATUREVIS_DIVERSITY, images=4)
-    example = services.example_image_save(name="examples/ab/ab-224.jpg", content=png())
+    featurevis = stored(neuron, ArtifactKind.FEATUREVIS)
+    stored(neuron, ArtifactKind.FEATUREVIS_DIVERSITY, images=4)
+    example = storage.example_image_save(name="examples/ab/ab-224.jpg", content=png())
     entry = {
         "image": "0001.jpg",
         "value": 2.5,
@@ -70,7 +70,7 @@ def test_a_neuron_lists_its_images_as_absolute_urls(
         "bottom": [{**entry, "value": -1.0}],
         "histogram": {"edges": [-1.0, 0.0, 1.0], "counts": [2, 7]},
     }
-    stored(neuron, Kind.EXAMPLES, images=0, data=data)
+    stored(neuron, ArtifactKind.EXAMPLES, images=0, data=data)
     with django_assert_max_num_queries(8):
         images = api.get(URL).json()["images"]
     assert images["featurevis"] == f"http://testserver{featurevis.urls[0]}"

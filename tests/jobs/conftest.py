@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs import runner, services
-from jobs.models import Kind, RenderJob
+from jobs import lifecycle, planning, runner
+from jobs.models import ArtifactKind, RenderJob
 from microscope.celery import app
 from neurons.models import Layer, Model
 from tests.conftest import REPO
@@ -43,13 +43,13 @@ def eager() -> Iterator[None]:
         app.conf.task_always_eager = False
 
 
-def featurevis_job(layer: Layer, channels: range, kind: str = Kind.FEATUREVIS) -> RenderJob:
-    return services.render_job_create(
+def featurevis_job(layer: Layer, channels: range, kind: str = ArtifactKind.FEATUREVIS) -> RenderJob:
+    return planning.render_job_create(
         model=layer.model, layer=layer, kind=kind, params=TINY, channels=channels, enqueue=False
     )
 
 
-def execute(job: RenderJob) -> services.Claim:
+def execute(job: RenderJob) -> lifecycle.ClaimOutcome:
     claim = runner.render_job_execute(job_id=job.pk)
     job.refresh_from_db()
     return claim

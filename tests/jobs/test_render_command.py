@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from jobs.models import Artifact, Kind, RenderJob
+from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Model
 
 
@@ -68,15 +68,15 @@ def test_a_range_for_every_layer_is_cut_to_each_layers_size(mobilenet: Model) ->
     output = render("mobilenet_v2", "--channels", "0-19", "--examples", "demo/photos")
     # 19 layers, features_1 has 16 channels: 18 * 20 + 16 feature visualizations; one sweep.
     assert "376 to render\n20 job(s)" in output
-    sweep = RenderJob.objects.get(kind=Kind.EXAMPLES)
+    sweep = RenderJob.objects.get(kind=ArtifactKind.EXAMPLES)
     assert sweep.layer is None and (sweep.channel_start, sweep.channel_stop) == (0, 20)
 
 
 def test_sync_renders_here_and_a_second_run_renders_nothing(mobilenet: Model, corpus: Path) -> None:
     args = ["mobilenet_v2", "f2", "--channels", "0-1", "--steps", "4", "--size", "32"]
     render(*args, "--sync", "--examples", str(corpus))
-    assert Artifact.objects.filter(kind=Kind.FEATUREVIS).count() == 2
-    assert Artifact.objects.filter(kind=Kind.EXAMPLES).count() == 2
+    assert Artifact.objects.filter(kind=ArtifactKind.FEATUREVIS).count() == 2
+    assert Artifact.objects.filter(kind=ArtifactKind.EXAMPLES).count() == 2
     assert set(RenderJob.objects.values_list("status", flat=True)) == {"done"}
     output = render(*args, "--sync")
     assert "2 feature visualizations already rendered, 0 to render\n0 job(s)" in output

@@ -13,9 +13,8 @@ from django.utils import timezone
 from PIL import Image
 
 import render
-from jobs import services
-from jobs.models import Artifact, Kind, RenderJob, artifact_key
-from jobs.services import Claim
+from jobs import lifecycle, planning
+from jobs.models import Artifact, ArtifactKind, RenderJob, artifact_key
 from neurons.models import Layer, Model
 from tests.jobs.conftest import TINY, execute, featurevis_job
 
@@ -24,8 +23,12 @@ def test_a_job_is_enqueued_with_its_id_only_once_its_row_is_committed(
     layer: Layer, django_capture_on_commit_callbacks, eager: None
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        job = services.render_job_create(
-            model=layer.model, layer=layer, kind=Kind.FEATUREVIS, params=TINY, channels=range(1)
+        job = planning.render_job_create(
+            model=layer.model,
+            layer=layer,
+            kind=ArtifactKind.FEATUREVIS,
+            params=TINY,
+            channels=range(1),
         )
         job.refresh_from_db()
         assert job.status == RenderJob.Status.QUEUED  # nothing sent before the commit
@@ -40,7 +43,7 @@ def test_a_render_stores_each_channel_with_the_params_and_hash_that_made_it(
     layer: Layer, mobilenet: Model
 ) -> None:
     job = featurevis_job(layer, range(2))
-    assert execute(job) is Claim.CLAIMED
+    assert execute(job) is lifecycle.ClaimOutcome.CLAIMED
     assert job.status == RenderJob.Status.DONE, job.error
     assert (job.progress_done, job.progress_total) == (2, 2)
     artifacts = list(Artifact.objects.filter(job=job).order_by("neuron__index"))
@@ -67,23 +70,28 @@ def test_a_render_stores_each_channel_with_the_params_and_hash_that_made_it(
 
 
 def test_a_second_identical_request_renders_nothing(layer: Layer) -> None:
-    first = services.render_request(
-        model=layer.model, layers=[layer], kinds=[Kind.FEATUREVIS], channels=range(2),
+    first = planning.render_request(
+        model=layer.model, layers=[layer], kinds=[ArtifactKind.FEATUREVIS], channels=range(2),
         featurevis=TINY, enqueue=False,
     )  # fmt: skip
     [job] = first.jobs
     execute(job)
-    again = services.render_request(
-        model=layer.model, layers=[layer], kinds=[Kind.FEATUREVIS], channels=range(2),
+    again = planning.render_request(
+        model=layer.model, layers=[layer], kinds=[ArtifactKind.FEATUREVIS], channels=range(2),
         featurevis=TINY, enqueue=False,
     )  # fmt: skip
     assert (again.jobs, again.existing, again.missing) == ([], 2, 0)
 
 
 def test_asking_again_while_a_job_is_queued_joins_that_job(layer: Layer) -> None:
-    ask = {"model": layer.model, "layers": [layer], "kinds": [Kind.FEATUREVIS], "featurevis": TINY}
-    first = services.render_request(**ask, channels=range(3), enqueue=False)
-    second = services.render_request(**ask, channels=range(3), enqueue=False)
+    ask = {
+        "model": layer.model,
+        "layers": [layer],
+        "kinds": [ArtifactKind.FEATUREVIS],
+        "featurevis": TINY,
+    }
+    first = planning.render_request(**ask, channels=range(3), enqueue=False)
+    second = planning.render_request(**ask, channels=range(3), enqueue=False)
     assert [job.pk for job in second.jobs] == [job.pk for job in first.jobs]
     assert RenderJob.objects.count() == 1
 
@@ -92,7 +100,7 @@ def test_a_redelivered_message_for_a_done_job_does_nothing(layer: Layer) -> None
     job = featurevis_job(layer, range(1))
     execute(job)
     files = Artifact.objects.get(job=job).files
-    assert execute(job) is Claim.FINISHED
+    assert execute(job) is lifecycle.ClaimOutcome.FINISHED
     assert job.attempts == 1 and job.status == RenderJob.Status.DONE
     assert Artifact.objects.count() == 1 and Artifact.objects.get(job=job).files == files
 
@@ -104,7 +112,7 @@ def test_a_redelivered_message_for_a_running_job_leaves_it_to_its_live_worker(
     RenderJob.objects.filter(pk=job.pk).update(
         status=RenderJob.Status.RUNNING, heartbeat=timezone.now(), attempts=1
     )
-    assert execute(job) is Claim.BUSY
+    assert execute(job) is lifecycle.ClaimOutcome.BUSY
     assert job.attempts == 1 and not Artifact.objects.exists()
 
 
@@ -119,7 +127,7 @@ def test_a_job_whose_worker_died_is_taken_over_and_renders_only_what_is_missing(
     RenderJob.objects.filter(pk=job.pk).update(
         status=RenderJob.Status.RUNNING, heartbeat=stale, attempts=1
     )
-    assert execute(job) is Claim.CLAIMED
+    assert execute(job) is lifecycle.ClaimOutcome.CLAIMED
     assert job.status == RenderJob.Status.DONE and job.attempts == 2
     assert Artifact.objects.filter(job=job).count() == 1  # channel 1 only
     assert Artifact.objects.get(neuron__index=0) == kept
@@ -135,7 +143,7 @@ def test_a_worker_starting_up_queues_again_the_jobs_of_dead_workers(
     RenderJob.objects.filter(pk=fresh.pk).update(
         status=RenderJob.Status.RUNNING, heartbeat=timezone.now()
     )
-    assert services.render_job_recover() == [job.pk]
+    assert lifecycle.render_job_recover() == [job.pk]
     job.refresh_from_db()
     assert job.status == RenderJob.Status.DONE
 
@@ -143,7 +151,7 @@ def test_a_worker_starting_up_queues_again_the_jobs_of_dead_workers(
 def test_a_job_for_a_model_without_weights_fails_with_its_reason(inceptionv1: Model) -> None:
     layer = inceptionv1.layers.get(name="mixed4c")
     job = featurevis_job(layer, range(447, 448))
-    assert execute(job) is Claim.CLAIMED
+    assert execute(job) is lifecycle.ClaimOutcome.CLAIMED
     assert job.status == RenderJob.Status.FAILED
     assert job.error.startswith(
         "weights missing for inceptionv1: run `python manage.py add_model inceptionv1 "
@@ -156,8 +164,10 @@ def test_a_request_for_a_model_without_weights_is_refused_with_the_reason(
     inceptionv1: Model,
 ) -> None:
     with pytest.raises(ValidationError) as caught:
-        services.render_request(
-            model=inceptionv1, layers=list(inceptionv1.layers.all()), kinds=[Kind.FEATUREVIS]
+        planning.render_request(
+            model=inceptionv1,
+            layers=list(inceptionv1.layers.all()),
+            kinds=[ArtifactKind.FEATUREVIS],
         )
     assert "weights missing for inceptionv1" in caught.value.message_dict["model"][0]
 
@@ -169,15 +179,19 @@ def test_a_request_for_a_model_without_weights_is_refused_with_the_reason(
         ({"featurevis": {"size": 8}}, "size", "size must be at least 16 px"),
         ({"channels": range(20, 30)}, "channels", "which has channels 0-23"),
         ({"kinds": ["sketch"]}, "kind", "unknown kind 'sketch'"),
-        ({"kinds": [Kind.EXAMPLES], "examples": {"corpus": "/no/such/folder"}}, "examples", ""),
+        (
+            {"kinds": [ArtifactKind.EXAMPLES], "examples": {"corpus": "/no/such/folder"}},
+            "examples",
+            "",
+        ),
     ],
 )
 def test_bad_requests_are_refused_with_the_field_and_a_message(
     layer: Layer, ask: dict, field: str, message: str
 ) -> None:
-    ask = {"model": layer.model, "layers": [layer], "kinds": [Kind.FEATUREVIS], **ask}
+    ask = {"model": layer.model, "layers": [layer], "kinds": [ArtifactKind.FEATUREVIS], **ask}
     with pytest.raises(ValidationError) as caught:
-        services.render_request(**ask, enqueue=False)
+        planning.render_request(**ask, enqueue=False)
     assert message in caught.value.message_dict[field][0]
     assert not RenderJob.objects.exists()
 
@@ -186,14 +200,16 @@ def test_dataset_examples_keep_top_and_bottom_images_positions_and_histogram(
     mobilenet: Model, corpus: Path
 ) -> None:
     layer = mobilenet.layers.get(name="features_16")  # 7x7 positions
-    plan = services.render_request(
-        model=mobilenet, layers=[layer], kinds=[Kind.EXAMPLES], channels=range(2),
+    plan = planning.render_request(
+        model=mobilenet, layers=[layer], kinds=[ArtifactKind.EXAMPLES], channels=range(2),
         examples={"corpus": str(corpus), "k": 4}, enqueue=False,
     )  # fmt: skip
     [job] = plan.jobs
-    assert execute(job) is Claim.CLAIMED and job.status == RenderJob.Status.DONE, job.error
+    assert execute(job) is lifecycle.ClaimOutcome.CLAIMED and job.status == RenderJob.Status.DONE, (
+        job.error
+    )
     assert (job.progress_done, job.progress_total) == (6, 6)
-    artifacts = list(Artifact.objects.filter(kind=Kind.EXAMPLES).order_by("neuron__index"))
+    artifacts = list(Artifact.objects.filter(kind=ArtifactKind.EXAMPLES).order_by("neuron__index"))
     assert [a.neuron.index for a in artifacts] == [0, 1]
     data = artifacts[0].data
     assert data["images"] == 6 and data["grid"] == [7, 7] and data["corpus"] == str(corpus)
@@ -212,10 +228,10 @@ def test_dataset_examples_keep_top_and_bottom_images_positions_and_histogram(
     assert len(artifacts[0].params["corpus_sha256"]) == 64
 
     # The same sweep asked again finds every key stored: no new rows, nothing swept.
-    again = services.render_request(
-        model=mobilenet, layers=[layer], kinds=[Kind.EXAMPLES], channels=range(2),
+    again = planning.render_request(
+        model=mobilenet, layers=[layer], kinds=[ArtifactKind.EXAMPLES], channels=range(2),
         examples={"corpus": str(corpus), "k": 4}, enqueue=False,
     )  # fmt: skip
     execute(again.jobs[0])
     assert again.jobs[0].status == RenderJob.Status.DONE
-    assert Artifact.objects.filter(kind=Kind.EXAMPLES).count() == 2
+    assert Artifact.objects.filter(kind=ArtifactKind.EXAMPLES).count() == 2

@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 from PIL import Image
 
-from jobs import services
-from jobs.models import Artifact, Kind, RenderJob
+from jobs import lifecycle, planning, storage
+from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Layer, Model, Neuron
 
 
@@ -21,14 +21,14 @@ def png(size: int = 8) -> bytes:
 
 def stored(neuron: Neuron, kind: str, images: int = 1, data: dict | None = None) -> Artifact:
     identity = {"kind": kind, "layer": neuron.layer.name, "channel": neuron.index, "steps": 64}
-    return services.artifact_create(
+    return storage.artifact_create(
         kind=kind, neuron=neuron, identity=identity, images=[png()] * images, data=data
     )
 
 
 def examples_data() -> dict:
     entry = {"image": "0021.jpg", "value": 2.5, "pos": [3, 4], "box": [96, 64, 160, 128]}
-    files = {"file": services.example_image_save(name="examples/aa/aa-224.jpg", content=png())}
+    files = {"file": storage.example_image_save(name="examples/aa/aa-224.jpg", content=png())}
     low = {**entry, **files, "value": -1.25, "pos": [0, 0], "box": [0, 0, 56, 56]}
     return {
         "images": 64,
@@ -57,10 +57,10 @@ def member(client: Client, django_user_model) -> Client:
 def test_a_neuron_page_shows_its_visualizations_examples_and_histogram(
     client: Client, neuron: Neuron
 ) -> None:
-    featurevis = stored(neuron, Kind.FEATUREVIS)
-    negative = stored(neuron, Kind.FEATUREVIS_NEGATIVE)
-    diversity = stored(neuron, Kind.FEATUREVIS_DIVERSITY, images=4)
-    stored(neuron, Kind.EXAMPLES, images=0, data=examples_data())
+    featurevis = stored(neuron, ArtifactKind.FEATUREVIS)
+    negative = stored(neuron, ArtifactKind.FEATUREVIS_NEGATIVE)
+    diversity = stored(neuron, ArtifactKind.FEATUREVIS_DIVERSITY, images=4)
+    stored(neuron, ArtifactKind.EXAMPLES, images=0, data=examples_data())
     content = client.get(neuron.get_absolute_url()).content.decode()
     for url in featurevis.urls + negative.urls + diversity.urls:
         assert f'src="{url}"' in content
@@ -75,7 +75,7 @@ def test_a_neuron_page_shows_its_visualizations_examples_and_histogram(
 def test_a_neuron_page_offers_to_render_what_is_missing_to_members(
     client: Client, member: Client, neuron: Neuron
 ) -> None:
-    stored(neuron, Kind.FEATUREVIS)
+    stored(neuron, ArtifactKind.FEATUREVIS)
     content = member.get(neuron.get_absolute_url()).content.decode()
     assert "No visualizations yet" not in content
     assert "Render what is missing" in content and 'name="csrfmiddlewaretoken"' in content
@@ -101,12 +101,12 @@ def test_the_button_queues_what_is_missing_once_and_shows_the_jobs_status(
     ]  # fmt: skip
     assert len(callbacks) == 6
     # Connecting weights: its layer's from below (inputs), the layer above's (outputs).
-    assert [job.layer.name for job in jobs.filter(kind=Kind.WEIGHTS)] == [
+    assert [job.layer.name for job in jobs.filter(kind=ArtifactKind.WEIGHTS)] == [
         "features_16", "features_17",
     ]  # fmt: skip
-    featurevis = jobs.get(kind=Kind.FEATUREVIS)
+    featurevis = jobs.get(kind=ArtifactKind.FEATUREVIS)
     assert (featurevis.channel_start, featurevis.channel_stop) == (5, 6)
-    assert jobs.get(kind=Kind.EXAMPLES).layer == neuron.layer  # the whole layer, one sweep
+    assert jobs.get(kind=ArtifactKind.EXAMPLES).layer == neuron.layer  # the whole layer, one sweep
 
     member.post(url)  # asked again while queued: the same jobs
     assert RenderJob.objects.count() == 6
@@ -131,11 +131,11 @@ def test_the_button_says_why_a_model_without_weights_cannot_render(
 
 
 def test_a_failed_job_shows_its_reason_on_the_page(client: Client, neuron: Neuron) -> None:
-    job = services.render_job_create(
-        model=neuron.layer.model, layer=neuron.layer, kind=Kind.FEATUREVIS, params={},
+    job = planning.render_job_create(
+        model=neuron.layer.model, layer=neuron.layer, kind=ArtifactKind.FEATUREVIS, params={},
         channels=range(5, 6), enqueue=False,
     )  # fmt: skip
-    services.render_job_finish(job_id=job.pk, error="weights missing on worker gpu-7")
+    lifecycle.render_job_finish(job_id=job.pk, error="weights missing on worker gpu-7")
     content = client.get(neuron.get_absolute_url()).content.decode()
     assert "weights missing on worker gpu-7" in content
 
@@ -149,7 +149,7 @@ def test_a_layer_page_shows_every_feature_visualization_in_a_few_queries(
 ) -> None:
     layer: Layer = mobilenet.layers.get(name="features_16")
     neurons = list(layer.neurons.select_related("layer__model")[:6])
-    artifacts = [stored(n, Kind.FEATUREVIS) for n in neurons]
+    artifacts = [stored(n, ArtifactKind.FEATUREVIS) for n in neurons]
     with django_assert_max_num_queries(8):
         content = client.get(layer.get_absolute_url()).content.decode()
     for artifact in artifacts:
@@ -158,8 +158,8 @@ def test_a_layer_page_shows_every_feature_visualization_in_a_few_queries(
 
 
 def test_the_job_list_shows_recent_jobs(client: Client, neuron: Neuron) -> None:
-    services.render_job_create(
-        model=neuron.layer.model, layer=None, kind=Kind.EXAMPLES, params={}, enqueue=False
+    planning.render_job_create(
+        model=neuron.layer.model, layer=None, kind=ArtifactKind.EXAMPLES, params={}, enqueue=False
     )
     content = client.get("/jobs/").content.decode()
     assert "dataset examples" in content and "mobilenet_v2" in content

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import connection
 from kombu import Connection
 
-from jobs import services, tasks
-from jobs.models import Artifact, Kind, RenderJob
+from jobs import lifecycle, planning, tasks
+from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Model
 from tests.conftest import REPO
 from tests.jobs.conftest import TINY
@@ -87,8 +87,8 @@ def test_a_worker_process_takes_a_queued_job_to_done(
             time.sleep(0.2)
         assert " ready." in log(), log()
         layer = mobilenet.layers.get(name="features_2")
-        job = services.render_job_create(
-            model=mobilenet, layer=layer, kind=Kind.FEATUREVIS, params=TINY,
+        job = planning.render_job_create(
+            model=mobilenet, layer=layer, kind=ArtifactKind.FEATUREVIS, params=TINY,
             channels=range(2), enqueue=False,
         )  # fmt: skip
         # What the service does on commit, over the broker's connection (this process's
@@ -102,7 +102,7 @@ def test_a_worker_process_takes_a_queued_job_to_done(
                 break
             time.sleep(0.5)
         assert job.status == RenderJob.Status.DONE, job.error or log()
-        assert job.worker and job.worker != services.worker_name()  # done over there
+        assert job.worker and job.worker != lifecycle.worker_name()  # done over there
         assert job.attempts == 1 and (job.progress_done, job.progress_total) == (2, 2)
         assert Artifact.objects.filter(job=job).count() == 2
     finally:

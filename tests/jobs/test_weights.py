@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from jobs import runner, selectors, services
-from jobs.models import Artifact, Kind, RenderJob
+from jobs import lifecycle, params, planning, runner, selectors
+from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Layer, Model, Neuron
 from render import organisms
 from render.weights import expanded_weights, input_ranking, strongest_outputs
@@ -20,8 +20,8 @@ from tests.jobs.test_render_pages import stored
 
 
 def weights_job(layer: Layer) -> RenderJob:
-    plan = services.render_request(
-        model=layer.model, layers=[layer], kinds=[Kind.WEIGHTS], enqueue=False
+    plan = planning.render_request(
+        model=layer.model, layers=[layer], kinds=[ArtifactKind.WEIGHTS], enqueue=False
     )
     (job,) = plan.jobs
     return job
@@ -35,7 +35,9 @@ def brute_force(model: Model, layer: str) -> object:
 
 
 def stored_weights(layer: Layer, direction: str) -> dict[int, dict]:
-    rows = Artifact.objects.filter(layer=layer, kind=Kind.WEIGHTS, params__direction=direction)
+    rows = Artifact.objects.filter(
+        layer=layer, kind=ArtifactKind.WEIGHTS, params__direction=direction
+    )
     return {artifact.neuron.index: artifact.data for artifact in rows.select_related("neuron")}
 
 
@@ -48,13 +50,13 @@ def test_a_weights_job_stores_strongest_inputs_ranked_as_render_weights_ranks_th
     mobilenet: Model, f2: Layer
 ) -> None:
     job = weights_job(f2)
-    assert execute(job) is services.Claim.CLAIMED
+    assert execute(job) is lifecycle.ClaimOutcome.CLAIMED
     assert job.status == RenderJob.Status.DONE, job.error
-    inputs = stored_weights(f2, services.INPUTS)
+    inputs = stored_weights(f2, params.INPUTS)
     assert sorted(inputs) == list(range(f2.channels))  # every neuron of features_2
     w = brute_force(mobilenet, "features_2")
     for channel in (0, 5, 23):
-        ranking = input_ranking(w, channel)[: services.WEIGHTS_TOP]
+        ranking = input_ranking(w, channel)[: params.WEIGHTS_TOP]
         data = inputs[channel]
         assert data["other"] == "features_1" and data["count"] == 16
         assert [c["channel"] for c in data["connections"]] == [c.channel for c in ranking]
@@ -71,10 +73,10 @@ def test_the_same_job_stores_the_lower_layers_strongest_outputs(
 ) -> None:
     execute(weights_job(f2))
     f1 = mobilenet.layers.get(name="features_1")
-    outputs = stored_weights(f1, services.OUTPUTS)
+    outputs = stored_weights(f1, params.OUTPUTS)
     assert sorted(outputs) == list(range(f1.channels))
     w = brute_force(mobilenet, "features_2")
-    expected = [c.channel for c in strongest_outputs(w, 3, services.WEIGHTS_TOP)]
+    expected = [c.channel for c in strongest_outputs(w, 3, params.WEIGHTS_TOP)]
     assert [c["channel"] for c in outputs[3]["connections"]] == expected
     assert outputs[3]["other"] == "features_2" and outputs[3]["count"] == f2.channels
 
@@ -83,9 +85,9 @@ def test_asking_again_makes_no_job_and_the_lowest_layer_needs_none(
     mobilenet: Model, f2: Layer
 ) -> None:
     execute(weights_job(f2))
-    again = services.render_request(model=mobilenet, layers=[f2], kinds=[Kind.WEIGHTS])
-    lowest = services.render_request(
-        model=mobilenet, layers=[mobilenet.layers.get(position=0)], kinds=[Kind.WEIGHTS]
+    again = planning.render_request(model=mobilenet, layers=[f2], kinds=[ArtifactKind.WEIGHTS])
+    lowest = planning.render_request(
+        model=mobilenet, layers=[mobilenet.layers.get(position=0)], kinds=[ArtifactKind.WEIGHTS]
     )
     assert again.jobs == [] and lowest.jobs == []
 
@@ -94,22 +96,22 @@ def test_the_render_command_computes_weights(mobilenet: Model) -> None:
     call_command("render", "mobilenet_v2", "f1", "--weights", "--no-featurevis", "--sync",
                  verbosity=0)  # fmt: skip
     f1 = mobilenet.layers.get(name="features_1")
-    assert len(stored_weights(f1, services.INPUTS)) == f1.channels
-    job = RenderJob.objects.get(kind=Kind.WEIGHTS)
+    assert len(stored_weights(f1, params.INPUTS)) == f1.channels
+    job = RenderJob.objects.get(kind=ArtifactKind.WEIGHTS)
     assert job.status == RenderJob.Status.DONE and job.layer == f1
 
 
 def test_the_button_asks_for_the_weights_a_neuron_page_lacks(mobilenet: Model, f2: Layer) -> None:
     neuron = Neuron.objects.get(layer=f2, index=5)
-    plan = services.render_request_missing(neuron=neuron)
-    weights = {job.layer.name for job in plan.jobs if job.kind == Kind.WEIGHTS}
+    plan = planning.render_request_neuron(neuron=neuron)
+    weights = {job.layer.name for job in plan.jobs if job.kind == ArtifactKind.WEIGHTS}
     assert weights == {"features_2", "features_3"}  # its inputs, and its outputs
     for job in plan.jobs:
-        if job.kind == Kind.WEIGHTS:
+        if job.kind == ArtifactKind.WEIGHTS:
             runner.render_job_execute(job_id=job.pk)
-    assert services.weights_missing(neuron=neuron) == []
+    assert selectors.weights_missing(neuron=neuron) == []
     visuals = selectors.neuron_visuals(neuron=neuron)
-    assert Kind.WEIGHTS.label not in visuals.missing
+    assert ArtifactKind.WEIGHTS.label not in visuals.missing
 
 
 def test_a_neuron_page_shows_strongest_inputs_and_outputs_with_thumbnails(
@@ -118,10 +120,10 @@ def test_a_neuron_page_shows_strongest_inputs_and_outputs_with_thumbnails(
     execute(weights_job(f2))
     execute(weights_job(mobilenet.layers.get(name="features_3")))
     neuron = Neuron.objects.select_related("layer__model").get(layer=f2, index=5)
-    top_input = stored_weights(f2, services.INPUTS)[5]["connections"][0]
+    top_input = stored_weights(f2, params.INPUTS)[5]["connections"][0]
     source = Neuron.objects.get(layer__name="features_1", layer__model=mobilenet,
                                 index=top_input["channel"])  # fmt: skip
-    thumbnail = stored(source, Kind.FEATUREVIS)
+    thumbnail = stored(source, ArtifactKind.FEATUREVIS)
     with django_assert_max_num_queries(4):
         weights = selectors.neuron_weights(neuron=neuron)
     assert [link.rank for link in weights.inputs.links] == list(range(1, 11))

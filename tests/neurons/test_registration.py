@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from neurons.models import Layer, Model, Neuron
-from render import organisms
+from render import catalog, organisms
 
 
 def add_model(*args: str) -> str:
@@ -23,7 +23,7 @@ def test_add_model_registers_every_inceptionv1_layer_and_neuron() -> None:
     output = add_model("inceptionv1")
     model = Model.objects.get(slug="inceptionv1")
     layers = list(model.layers.values_list("name", "alias", "channels"))
-    assert [name for name, _, _ in layers] == list(organisms.INCEPTIONV1_LAYERS)
+    assert [name for name, _, _ in layers] == list(catalog.INCEPTIONV1_LAYERS)
     assert [c for _, _, c in layers] == [64, 64, 192, 256, 480, 508, 512, 512, 528, 832, 832, 1024]
     assert ("mixed4c", "4c", 512) in layers
     assert Neuron.objects.filter(layer__model=model).count() == 5804

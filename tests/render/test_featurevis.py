@@ -17,6 +17,8 @@ from torch import nn
 from render import organisms
 from render.featurevis import (
     FeatureVisParams,
+    _image_losses,
+    _initial_spectrum,
     _OneDnnPointwise,
     _similarity,
     cpu_batch_images,
@@ -135,17 +137,39 @@ def test_its_objective_moves_the_activation_the_right_way_as_it_optimizes(
 
 
 def test_an_image_depends_only_on_the_seed_and_its_channel(mobilenet: organisms.Loaded) -> None:
+    # Exactly, on any CPU: an image starts from a spectrum drawn from (seed, channel) alone,
+    # and no image's loss reaches another image's pixels (its gradient there is exactly 0).
+    organism = mobilenet.organism
+    start = {c: _initial_spectrum(TINY.seed, c, 1, TINY.size) for c in (4, 7, 9)}
+    together = torch.cat([start[4], start[9], start[7]]).requires_grad_(True)
+    assert torch.equal(_initial_spectrum(TINY.seed, 9, 1, TINY.size), start[9])
+    prepared = render_copy(mobilenet.model)
+    modules = organism.modules(prepared, [LAYER])
+    transform = random_transforms(np.random.RandomState(TINY.seed))
+    with capture(modules) as outputs:
+        prepared(organism.preprocess(transform(spectrum_to_rgb(together, TINY.size))))
+    losses = _image_losses(outputs[LAYER], torch.tensor([4, 9, 7]), "channel", 1)
+    (gradient,) = torch.autograd.grad(losses[1], [together])
+    assert gradient[1].abs().sum() > 0
+    assert torch.count_nonzero(gradient[[0, 2]]) == 0
+
+
+def test_a_channels_image_is_the_same_alone_or_in_any_batch_up_to_rounding(
+    mobilenet: organisms.Loaded,
+) -> None:
     model, organism = mobilenet.model, mobilenet.organism
-    # oneDNN picks its kernels by batch size, which moves the last bits of a convolution;
-    # PyTorch's own kernels do not, so they show the renderer's part is batch-independent.
+    # oneDNN picks its kernels by batch size; PyTorch's own kernels move at most the last
+    # bits of a sum (vector widths differ between CPUs), which over the steps can move a
+    # pixel by one level, so exact equality would depend on the CPU.
     with torch.backends.mkldnn.flags(enabled=False):
         together = render_channels(model, organism, LAYER, [4, 9, 7], TINY, batch_size=3)
         alone = render_channels(model, organism, LAYER, [9], TINY)
         other_batch = render_channels(model, organism, LAYER, [7, 4], TINY, batch_size=2)
 
-    np.testing.assert_array_equal(together[9][0], alone[9][0])
-    np.testing.assert_array_equal(together[7][0], other_batch[7][0])
-    np.testing.assert_array_equal(together[4][0], other_batch[4][0])
+    for first, second in ((together[9], alone[9]), (together[7], other_batch[7])):
+        difference = np.abs(first[0].astype(int) - second[0].astype(int))
+        assert difference.max() <= 1
+        assert np.count_nonzero(difference) <= difference.size // 100
 
 
 def test_a_batched_image_stays_close_to_the_lone_one_with_default_kernels(

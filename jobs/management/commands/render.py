@@ -8,10 +8,12 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from jobs import runner, services
-from jobs.models import KIND_BY_OBJECTIVE, Kind, RenderJob
+from jobs import runner
+from jobs.lifecycle import ClaimOutcome
+from jobs.models import KIND_BY_OBJECTIVE, ArtifactKind, RenderJob
+from jobs.planning import render_request
 from neurons.references import BadReference, find_layer, find_model
-from render.featurevis import OBJECTIVES
+from render.params import OBJECTIVES
 
 RANGE_RE = re.compile(r"(\d+)(?:-(\d+))?")
 
@@ -90,9 +92,9 @@ class Command(BaseCommand):
                 KIND_BY_OBJECTIVE[o] for o in dict.fromkeys(options["objective"] or ["channel"])
             ]
         if options["examples"]:
-            kinds.append(Kind.EXAMPLES)
+            kinds.append(ArtifactKind.EXAMPLES)
         if options["weights"]:
-            kinds.append(Kind.WEIGHTS)
+            kinds.append(ArtifactKind.WEIGHTS)
         if not kinds:
             raise CommandError(
                 "nothing to render: --no-featurevis needs --examples PATH or --weights"
@@ -102,7 +104,7 @@ class Command(BaseCommand):
             if options[name] is not None:
                 featurevis[name] = options[name]
         try:
-            plan = services.render_request(
+            plan = render_request(
                 model=model,
                 layers=layers,
                 kinds=kinds,
@@ -116,13 +118,13 @@ class Command(BaseCommand):
             raise CommandError(
                 "; ".join(m for messages in exc.message_dict.values() for m in messages)
             ) from None
-        if any(kind not in (Kind.EXAMPLES, Kind.WEIGHTS) for kind in kinds):
+        if any(kind not in (ArtifactKind.EXAMPLES, ArtifactKind.WEIGHTS) for kind in kinds):
             self.stdout.write(
                 f"{plan.existing} feature visualizations already rendered, {plan.missing} to render"
             )
         self.stdout.write(f"{len(plan.jobs)} job(s)")
         for job in plan.jobs:
-            self.stdout.write(f"  job {job.pk}: {job.get_kind_display()} of {job.target}")
+            self.stdout.write(f"  job {job.pk}: {job.kind_label} of {job.target}")
         quiet = options["verbosity"] < 1
         if options["sync"]:
             self.run_here(plan.jobs, quiet=quiet)
@@ -138,7 +140,9 @@ class Command(BaseCommand):
 
     def run_here(self, jobs: list[RenderJob], *, quiet: bool) -> None:
         for job in jobs:
-            unit = {Kind.EXAMPLES: "image", Kind.WEIGHTS: "step"}.get(job.kind, "channel")
+            unit = {ArtifactKind.EXAMPLES: "image", ArtifactKind.WEIGHTS: "step"}.get(
+                job.kind, "channel"
+            )
             with tqdm(desc=f"job {job.pk} {job.kind}", unit=unit, disable=quiet) as bar:
 
                 def progress(done: int, total: int, bar: tqdm = bar) -> None:
@@ -148,7 +152,7 @@ class Command(BaseCommand):
 
                 claim = runner.render_job_execute(job_id=job.pk, progress=progress)
             job.refresh_from_db()
-            if claim is not services.Claim.CLAIMED:
+            if claim is not ClaimOutcome.CLAIMED:
                 self.stdout.write(f"  job {job.pk}: {claim.value} elsewhere ({job.status})")
             elif job.status == RenderJob.Status.DONE:
                 self.stdout.write(f"  job {job.pk}: done")

@@ -7,14 +7,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from neurons.services import layer_specs, model_register
-from render import organisms
+from render import catalog
 
 
 class Command(BaseCommand):
     help = "Register a model organism with all its layers and neurons (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("model", help=f"one of: {', '.join(organisms.ORGANISMS)}")
+        parser.add_argument("model", help=f"one of: {', '.join(catalog.CATALOG)}")
         parser.add_argument("--weights", type=Path, help="a weights file (.pth) to install")
         parser.add_argument(
             "--download", action="store_true", help="download the weights where the network allows"
@@ -33,7 +33,7 @@ class Command(BaseCommand):
                     download=options["download"],
                     progress=lambda layer: bar.update(1),
                 )
-        except (organisms.UnknownOrganism, organisms.WeightsError) as exc:
+        except (catalog.UnknownOrganism, catalog.WeightsError) as exc:
             raise CommandError(str(exc)) from None
         model = result.model
         self.stdout.write(

@@ -1,0 +1,63 @@
+"""Feature visualizations of a job's channels, a batch at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.conf import settings
+
+from jobs import params, storage, worker
+from jobs.kinds import Progress, RenderFailure
+from jobs.models import OBJECTIVE_BY_KIND, ArtifactKind, RenderJob, artifact_key
+from neurons.models import Neuron
+from render.featurevis import FeatureVisParams, render_channels, to_png
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def featurevis_run(*, job: RenderJob, progress: Progress) -> None:
+    """Render the job's channels that have no artifact yet, a batch at a time."""
+    layer = job.layer
+    if layer is None:
+        raise RenderFailure("a feature visualization job needs a layer")
+    layer.model = job.model
+    channels = list(job.channels_of(layer))
+    identities = {
+        c: params.featurevis_identity(kind=job.kind, layer=layer, channel=c, params=job.params)
+        for c in channels
+    }
+    todo = worker.missing({c: artifact_key(**identity) for c, identity in identities.items()})
+    done, total = len(channels) - len(todo), len(channels)
+    progress(done, total)
+    if not todo:
+        return
+    device, loaded = worker.network(job.model)
+    recipe = FeatureVisParams(
+        objective=OBJECTIVE_BY_KIND[ArtifactKind(job.kind)],
+        steps=job.params["steps"],
+        size=job.params["size"],
+        seed=job.params["seed"],
+        lr=job.params["lr"],
+    )
+    neurons = {n.index: n for n in Neuron.objects.filter(layer=layer, index__in=todo)}
+    batch = max(1, settings.MICROSCOPE_RENDER_BATCH // recipe.images_per_channel)
+    for chunk in _chunks(todo, batch):
+        images = render_channels(
+            loaded.model, loaded.organism, layer.name, chunk, recipe,
+            batch_size=len(chunk), device=device,
+        )  # fmt: skip
+        for channel in chunk:
+            neuron = neurons[channel]
+            neuron.layer = layer
+            storage.artifact_create(
+                kind=job.kind,
+                neuron=neuron,
+                identity=identities[channel],
+                images=[to_png(image) for image in images[channel]],
+                job=job,
+            )
+        done += len(chunk)
+        progress(done, total)

@@ -1,0 +1,172 @@
+"""A job's parameters, checked, and the identity of each artifact it makes.
+
+An artifact's identity is everything that made it; its hash (``jobs.models.artifact_key``)
+is the artifact's key, so nothing is rendered twice. Torch-free: pages and the API plan
+renders with these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+import render
+from jobs.models import OBJECTIVE_BY_KIND, ArtifactKind
+from neurons.models import Layer
+from render.params import FeatureVisParams
+
+EXAMPLES_K = 16
+EXAMPLES_BINS = 50
+# Connections listed per neuron and direction on its page.
+WEIGHTS_TOP = 10
+WEIGHTS_TOP_MAX = 64
+INPUTS, OUTPUTS = "inputs", "outputs"
+FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr")
+
+
+def _picked(params: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: params[name] for name in names if name in params}
+
+
+def _number(field: str, value: Any, kind: type) -> Any:
+    # bool is an int to Python, not to a person asking for 'steps'.
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise ValidationError({field: f"{field} must be a number, got {value!r}"})
+    return kind(value)
+
+
+def featurevis_params(
+    *, steps: int | None = None, size: int | None = None, seed: int = 0, lr: float = 0.05
+) -> dict[str, Any]:
+    """A job's feature vis parameters, checked; defaults from settings."""
+    params = FeatureVisParams(
+        steps=_number("steps", settings.MICROSCOPE_RENDER_STEPS if steps is None else steps, int),
+        size=_number("size", settings.MICROSCOPE_RENDER_SIZE if size is None else size, int),
+        seed=_number("seed", seed, int),
+        lr=_number("lr", lr, float),
+    )
+    try:
+        params.validate()
+    except ValueError as exc:
+        field = str(exc).split()[0]
+        raise ValidationError(
+            {field if field in FEATUREVIS_FIELDS else "params": str(exc)}
+        ) from None
+    return {"steps": params.steps, "size": params.size, "seed": params.seed, "lr": params.lr}
+
+
+def examples_params(
+    *, corpus: str | None = None, k: int = EXAMPLES_K, bins: int = EXAMPLES_BINS
+) -> dict[str, Any]:
+    """A job's dataset example parameters. ``corpus`` is a folder as the workers see it."""
+    corpus = corpus or settings.MICROSCOPE_EXAMPLES_DIR
+    k, bins = _number("k", k, int), _number("bins", bins, int)
+    if k < 1 or bins < 1:
+        raise ValidationError({"params": f"k and bins must be at least 1, got k={k}, bins={bins}"})
+    return {"corpus": str(corpus), "k": k, "bins": bins}
+
+
+def corpus_path(corpus: str) -> Path:
+    """A corpus folder; a relative one is relative to the project (``demo/photos``)."""
+    path = Path(corpus).expanduser()
+    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+
+def weights_params(*, top: int = WEIGHTS_TOP) -> dict[str, Any]:
+    """A weights job's parameters: how many connections to keep per neuron and direction."""
+    top = _number("top", top, int)
+    if not 1 <= top <= WEIGHTS_TOP_MAX:
+        raise ValidationError({"params": f"top must be 1-{WEIGHTS_TOP_MAX}, got {top}"})
+    return {"top": top}
+
+
+# The checks of the job kinds (jobs.kinds.JobKind.params): a job's stored params.
+
+
+def featurevis_job_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return featurevis_params(**_picked(params, FEATUREVIS_FIELDS))
+
+
+def examples_job_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return examples_params(**_picked(params, ("corpus", "k", "bins")))
+
+
+def weights_job_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return weights_params(**_picked(params, ("top",)))
+
+
+# --- identities -------------------------------------------------------------------------
+
+
+def featurevis_identity(
+    *, kind: str, layer: Layer, channel: int, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Everything that makes a feature visualization; its hash is the artifact's key."""
+    return {
+        "kind": str(kind),
+        "model": layer.model.slug,
+        "weights_sha256": layer.model.weights_sha256,
+        "layer": layer.name,
+        "channel": channel,
+        "objective": OBJECTIVE_BY_KIND[ArtifactKind(kind)],
+        "steps": params["steps"],
+        "size": params["size"],
+        "seed": params["seed"],
+        "lr": params["lr"],
+        "code_version": render.CODE_VERSION,
+    }
+
+
+def examples_identity(
+    *, layer: Layer, channel: int, corpus_sha256: str, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Everything that makes a neuron's dataset examples: the corpus by content, not path."""
+    return {
+        "kind": str(ArtifactKind.EXAMPLES),
+        "model": layer.model.slug,
+        "weights_sha256": layer.model.weights_sha256,
+        "layer": layer.name,
+        "channel": channel,
+        "corpus_sha256": corpus_sha256,
+        "k": params["k"],
+        "bins": params["bins"],
+        "input_size": layer.model.input_size,
+        "code_version": render.CODE_VERSION,
+    }
+
+
+def weights_identity(
+    *, layer: Layer, below: Layer, direction: str, channel: int, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Everything that makes one neuron's list of connections between ``below`` and
+    ``layer``: its strongest inputs (``direction`` "inputs", ``channel`` of ``layer``) or
+    its strongest outputs ("outputs", ``channel`` of ``below``)."""
+    return {
+        "kind": str(ArtifactKind.WEIGHTS),
+        "model": layer.model.slug,
+        "weights_sha256": layer.model.weights_sha256,
+        "layer": layer.name,
+        "below": below.name,
+        "direction": direction,
+        "channel": channel,
+        "top": params["top"],
+        "code_version": render.CODE_VERSION,
+    }
+
+
+def weights_identities(
+    *, layer: Layer, below: Layer, params: Mapping[str, Any]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """(direction, channel) -> identity, for everything a weights job of ``layer`` makes:
+    the inputs of each of its neurons and the outputs of each neuron of ``below``."""
+    identities = {}
+    for direction, count in ((INPUTS, layer.channels), (OUTPUTS, below.channels)):
+        for channel in range(count):
+            identities[direction, channel] = weights_identity(
+                layer=layer, below=below, direction=direction, channel=channel, params=params
+            )
+    return identities

@@ -1,0 +1,42 @@
+"""What decides a feature visualization's pixels, apart from the model: torch-free, so that
+the site can check a request's parameters without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DIVERSITY_IMAGES", "DIVERSITY_WEIGHT", "OBJECTIVES", "FeatureVisParams"]
+
+OBJECTIVES = ("channel", "neuron", "negative", "diversity")
+# lucent's diversity recipe: a batch of 4 and `channel - 1e2 * diversity`.
+DIVERSITY_IMAGES = 4
+DIVERSITY_WEIGHT = 1e2
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureVisParams:
+    """Everything that decides the pixels, apart from the model, layer and channel."""
+
+    objective: str = "channel"  # channel | neuron | negative | diversity
+    steps: int = 512
+    size: int = 128
+    seed: int = 0
+    lr: float = 0.05
+
+    def validate(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}"
+            )
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.size < 16:
+            raise ValueError(f"size must be at least 16 px, got {self.size}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be zero or positive, got {self.seed}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    @property
+    def images_per_channel(self) -> int:
+        return DIVERSITY_IMAGES if self.objective == "diversity" else 1

@@ -4,20 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0002_weights_and_evidence_kinds'),
+        ("jobs", "0002_weights_and_evidence_kinds"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='artifact',
-            name='kind',
-            field=models.CharField(choices=[('featurevis', 'feature visualization'), ('featurevis_neuron', 'feature visualization of the centre neuron'), ('featurevis_negative', 'negative feature visualization'), ('featurevis_diversity', 'diverse feature visualizations'), ('examples', 'dataset examples'), ('weights', 'connecting weights')], max_length=24),
+            model_name="artifact",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("featurevis", "feature visualization"),
+                    ("featurevis_neuron", "feature visualization of the centre neuron"),
+                    ("featurevis_negative", "negative feature visualization"),
+                    ("featurevis_diversity", "diverse feature visualizations"),
+                    ("examples", "dataset examples"),
+                    ("weights", "connecting weights"),
+                ],
+                max_length=24,
+            ),
         ),
         migrations.AlterField(
-            model_name='renderjob',
-            name='kind',
+            model_name="renderjob",
+            name="kind",
             field=models.CharField(max_length=24),
         ),
     ]

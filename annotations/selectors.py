@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, Value
 from django.http import Http404
 
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Evidence, Review
@@ -16,8 +16,20 @@ from neurons.models import Neuron
 User = AbstractBaseUser | AnonymousUser | None
 
 
-def _staff(viewer: User) -> bool:
+def is_staff(viewer: User) -> bool:
+    """Staff see hidden claims, reviews and comments (marked hidden); nobody else does."""
     return bool(viewer is not None and viewer.is_authenticated and viewer.is_staff)
+
+
+def _visible(items: QuerySet, viewer: User, *, placeholders: bool = False) -> QuerySet:
+    """``items`` as ``viewer`` may see them: hidden ones only for staff, or, with
+    ``placeholders``, marked ``shown=False`` so that a page can say something was hidden
+    in its place."""
+    if is_staff(viewer):
+        return items.annotate(shown=Value(True))
+    if placeholders:
+        return items.annotate(shown=Q(hidden=False))
+    return items.filter(hidden=False).annotate(shown=Value(True))
 
 
 def claim_list(
@@ -36,8 +48,7 @@ def claim_list(
     claims = Claim.objects.select_related(
         "target__layer__model", "author__profile", "current_revision"
     )
-    if not _staff(viewer):
-        claims = claims.filter(hidden=False)
+    claims = _visible(claims, viewer)
     if model:
         claims = claims.filter(target__layer__model__slug=model)
     if status:
@@ -93,10 +104,24 @@ def revision_list(*, claim: Claim) -> QuerySet[ClaimRevision]:
     return claim.revisions.select_related("author__profile").order_by("number")
 
 
+def claim_visible_get(*, pk: int, viewer: User) -> Claim:
+    """A claim as the API and the forms that write to it see it: hidden ones only for staff."""
+    claim = claim_get(pk=pk, viewer=viewer)
+    if claim.hidden and not is_staff(viewer):
+        raise Http404(f"there is no claim {pk}")
+    return claim
+
+
 def review_list(
-    *, viewer: User = None, claim: Claim | None = None, reviewer: AbstractBaseUser | None = None
+    *,
+    viewer: User,
+    claim: Claim | None = None,
+    reviewer: AbstractBaseUser | None = None,
+    placeholders: bool = False,
 ) -> QuerySet[Review]:
-    """Reviews, newest first, current and earlier ones."""
+    """Reviews, newest first, current and earlier ones; hidden ones only for staff (see
+    :func:`_visible` for ``placeholders``), and by ``reviewer`` only on claims the viewer
+    may see."""
     reviews = Review.objects.select_related(
         "reviewer__profile", "revision", "claim__target__layer__model", "claim__current_revision"
     )
@@ -104,13 +129,15 @@ def review_list(
         reviews = reviews.filter(claim=claim)
     if reviewer is not None:
         reviews = reviews.filter(reviewer=reviewer)
-        if not _staff(viewer):
-            reviews = reviews.filter(hidden=False, claim__hidden=False)
-    return reviews
+        if not is_staff(viewer):
+            reviews = reviews.filter(claim__hidden=False)
+    return _visible(reviews, viewer, placeholders=placeholders)
 
 
-def comment_list(*, claim: Claim) -> QuerySet[Comment]:
-    return claim.comments.select_related("author__profile")
+def comment_list(*, claim: Claim, viewer: User, placeholders: bool = False) -> QuerySet[Comment]:
+    """A claim's comments, oldest first; hidden ones only for staff (see :func:`_visible`)."""
+    comments = claim.comments.select_related("author__profile")
+    return _visible(comments, viewer, placeholders=placeholders)
 
 
 @dataclass(frozen=True)

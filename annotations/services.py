@@ -160,6 +160,11 @@ def claim_create(
     return claim
 
 
+def _not_hidden(claim: Claim, what: str) -> None:
+    if claim.hidden:
+        raise ClaimError("__all__", f"this claim was hidden by a moderator; it takes no {what}")
+
+
 def _locked(claim: Claim) -> Claim:
     """The claim's row, locked until commit (PostgreSQL), so that edits and reviews queue."""
     return (
@@ -269,6 +274,7 @@ def claim_review(
         )
     if fresh.retracted:
         raise ClaimError("__all__", "this claim is retracted; it is no longer reviewed")
+    _not_hidden(fresh, "reviews")
     current = fresh.current_revision
     if revision is not None and revision != current.number:
         raise ClaimError(
@@ -302,8 +308,10 @@ def claim_review(
 @transaction.atomic
 def comment_create(*, claim: Claim, author: User, body: str) -> Comment:
     _signed_in(author, "__all__", "comment")
+    fresh = _locked(claim)
+    _not_hidden(fresh, "comments")
     body = _text("body", body, limit=COMMENT_MAX, what="a comment")
-    return Comment.objects.create(claim=claim, author=author, body=body)
+    return Comment.objects.create(claim=fresh, author=author, body=body)
 
 
 @transaction.atomic

@@ -136,10 +136,12 @@ def _claim_page(
         (new, selectors.revision_diff(old=old, new=new))
         for old, new in itertools.pairwise(revisions)
     ]
-    reviews = list(selectors.review_list(claim=claim)) if show else []
-    comments = list(selectors.comment_list(claim=claim)) if show else []
-    visible_reviews = [review for review in reviews if staff or not review.hidden]
-    visible_comments = [comment for comment in comments if staff or not comment.hidden]
+    reviews = comments = []
+    if show:
+        reviews = list(selectors.review_list(viewer=user, claim=claim, placeholders=True))
+        comments = list(selectors.comment_list(claim=claim, viewer=user, placeholders=True))
+    visible_reviews = [review for review in reviews if review.shown]
+    visible_comments = [comment for comment in comments if comment.shown]
     texts = [revision.argument if show else ""]
     texts += [review.reason for review in visible_reviews]
     texts += [comment.body for comment in visible_comments]
@@ -188,7 +190,7 @@ def claim_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def claim_review(request: HttpRequest, pk: int) -> HttpResponse:
-    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
     form = ReviewForm(request.POST)
     if form.is_valid():
         try:
@@ -208,7 +210,7 @@ def claim_review(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def comment_create(request: HttpRequest, pk: int) -> HttpResponse:
-    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
     form = CommentForm(request.POST)
     if form.is_valid():
         try:
@@ -226,7 +228,7 @@ def comment_create(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def claim_retract(request: HttpRequest, pk: int) -> HttpResponse:
-    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
     try:
         services.claim_retract(claim=claim, author=request.user)
     except ClaimError as error:
@@ -241,7 +243,7 @@ def claim_retract(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def claim_evidence(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask again for the current revision's evidence (when it failed or was never made)."""
-    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
     try:
         evidence = services.evidence_recompute(claim=claim, user=request.user)
     except ClaimError as error:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -33,10 +32,6 @@ from neurons.models import Neuron
 from neurons.references import BadReference, find_layer, find_model, resolve
 
 TERMS = ClaimTerm.objects.select_related("neuron__layer__model").order_by("position")
-
-
-def _staff(user: AbstractBaseUser | AnonymousUser) -> bool:
-    return bool(user.is_authenticated and user.is_staff)
 
 
 def claim_etag(claim: Claim) -> str:
@@ -209,14 +204,6 @@ class CommentInput(serializers.Serializer):
 # Views -------------------------------------------------------------------------------------
 
 
-def claim_visible_get(*, pk: int, user: AbstractBaseUser | AnonymousUser) -> Claim:
-    """A claim as the API shows it: hidden ones only to staff."""
-    claim = selectors.claim_get(pk=pk, viewer=user)
-    if claim.hidden and not _staff(user):
-        raise Http404(f"there is no claim {pk}")
-    return claim
-
-
 def _claim_response(request: Request, claim: Claim, code: int = status.HTTP_200_OK) -> Response:
     claim = selectors.claim_get(pk=claim.pk, viewer=request.user)  # fresh, with its terms
     response = Response(ClaimSerializer(claim, context={"request": request}).data, status=code)
@@ -312,7 +299,7 @@ class ClaimDetailApi(generics.GenericAPIView):
         operation_id="claims_retrieve", responses=ClaimSerializer, parameters=[ETAG_HEADER]
     )
     def get(self, request: Request, pk: int) -> Response:
-        return _claim_response(request, claim_visible_get(pk=pk, user=request.user))
+        return _claim_response(request, selectors.claim_visible_get(pk=pk, viewer=request.user))
 
     @extend_schema(
         operation_id="claims_update",
@@ -342,7 +329,7 @@ class ClaimDetailApi(generics.GenericAPIView):
         return self._update(request, pk, partial=True)
 
     def _update(self, request: Request, pk: int, *, partial: bool) -> Response:
-        claim = claim_visible_get(pk=pk, user=request.user)
+        claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
         based_on = _based_on(request, claim)
         data = ClaimUpdateInput(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
@@ -386,7 +373,7 @@ def _based_on(request: Request, claim: Claim) -> int:
 class ClaimRetractApi(generics.GenericAPIView):
     @extend_schema(operation_id="claims_retract", request=None, responses=ClaimSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        claim = claim_visible_get(pk=pk, user=request.user)
+        claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
         return _claim_response(request, services.claim_retract(claim=claim, author=request.user))
 
 
@@ -395,7 +382,7 @@ class RevisionListApi(generics.GenericAPIView):
 
     @extend_schema(operation_id="claims_revisions_list", responses=RevisionSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        revisions = self._revisions(claim_visible_get(pk=pk, user=request.user))
+        revisions = self._revisions(selectors.claim_visible_get(pk=pk, viewer=request.user))
         return Response(RevisionSerializer(revisions, many=True).data)
 
     @staticmethod
@@ -408,7 +395,7 @@ class RevisionListApi(generics.GenericAPIView):
 class RevisionDetailApi(RevisionListApi):
     @extend_schema(operation_id="claims_revisions_retrieve", responses=RevisionSerializer)
     def get(self, request: Request, pk: int, number: int) -> Response:  # type: ignore[override]
-        claim = claim_visible_get(pk=pk, user=request.user)
+        claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
         revision = self._revisions(claim).filter(number=number).first()
         if revision is None:
             raise Http404(f"claim {pk} has no revision {number} (it has 1-{claim.revision_number})")
@@ -420,10 +407,8 @@ class ReviewListApi(generics.GenericAPIView):
 
     @extend_schema(operation_id="claims_reviews_list", responses=ReviewSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        claim = claim_visible_get(pk=pk, user=request.user)
+        claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
         reviews = selectors.review_list(viewer=request.user, claim=claim)
-        if not _staff(request.user):
-            reviews = reviews.filter(hidden=False)
         page = self.paginate_queryset(reviews)
         return self.get_paginated_response(ReviewSerializer(page, many=True).data)
 
@@ -446,11 +431,11 @@ class ReviewListApi(generics.GenericAPIView):
         "earlier one stays in the list with current=false). Not on your own claims.",
     )
     def post(self, request: Request, pk: int) -> Response:
-        claim = claim_visible_get(pk=pk, user=request.user)
+        claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
         data = ReviewInput(data=request.data)
         data.is_valid(raise_exception=True)
         review = services.claim_review(claim=claim, reviewer=request.user, **data.validated_data)
-        review = selectors.review_list(claim=claim).get(pk=review.pk)
+        review = selectors.review_list(viewer=request.user, claim=claim).get(pk=review.pk)
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
 
@@ -459,9 +444,8 @@ class CommentListApi(generics.GenericAPIView):
 
     @extend_schema(operation_id="claims_comments_list", responses=CommentSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        comments = selectors.comment_list(claim=claim_visible_get(pk=pk, user=request.user))
-        if not _staff(request.user):
-            comments = comments.filter(hidden=False)
+        claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
+        comments = selectors.comment_list(claim=claim, viewer=request.user)
         self.cursor_ordering = "created"
         page = self.paginate_queryset(comments)
         return self.get_paginated_response(CommentSerializer(page, many=True).data)
@@ -477,7 +461,7 @@ class CommentListApi(generics.GenericAPIView):
         ],
     )
     def post(self, request: Request, pk: int) -> Response:
-        claim = claim_visible_get(pk=pk, user=request.user)
+        claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
         data = CommentInput(data=request.data)
         data.is_valid(raise_exception=True)
         comment = services.comment_create(claim=claim, author=request.user, **data.validated_data)

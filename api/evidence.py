@@ -14,7 +14,6 @@ from rest_framework.reverse import reverse
 
 from annotations import selectors
 from annotations.models import Evidence, Kind
-from api.claims import claim_visible_get
 
 
 class EvidenceSerializer(serializers.Serializer):
@@ -56,7 +55,7 @@ class ClaimEvidenceApi(generics.GenericAPIView):
         responses=EvidenceSerializer,
     )
     def get(self, request: Request, pk: int) -> Response:
-        claim = claim_visible_get(pk=pk, user=request.user)
+        claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
         if claim.kind != Kind.CIRCUIT:
             raise Http404(f"claim {pk} is a feature claim: only circuit claims have evidence")
         number = request.query_params.get("revision", "").strip()

@@ -25,7 +25,7 @@ from rest_framework import generics, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotations import services
+from annotations import selectors, services
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Kind, Review, Verdict
 from annotations.services import ClaimError
 from neurons.models import Model
@@ -120,15 +120,11 @@ class ExportDoc(serializers.Serializer):
 # Export (a read) -----------------------------------------------------------------------------
 
 
-def _staff(user: AbstractBaseUser | AnonymousUser) -> bool:
-    return bool(user.is_authenticated and user.is_staff)
-
-
 def claims_for_export(*, model: Model, viewer: AbstractBaseUser | AnonymousUser) -> QuerySet[Claim]:
     """A model's claims with their whole history, in a fixed number of queries.
 
     Hidden content only for staff (it is marked hidden in the document)."""
-    staff = _staff(viewer)
+    staff = selectors.is_staff(viewer)
     terms = ClaimTerm.objects.select_related("neuron__layer__model").order_by("position")
     revisions = (
         ClaimRevision.objects.select_related("author")

@@ -10,8 +10,10 @@ from neurons.models import Model
 from neurons.services import model_register
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-PHOTOS = SHARED / "datasets" / "photos"
+
+# Tests sign in many personas: a fast hash (PBKDF2 takes 0.2 s a password) changes nothing
+# that they assert.
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

@@ -67,8 +67,10 @@ def test_a_neuron_page_shows_its_visualizations_examples_and_histogram(
     assert 'id="top-examples"' in content and 'id="bottom-examples"' in content
     assert 'src="/media/examples/aa/aa-224.jpg"' in content
     # The box over the image marks the max position: 96/224 of the way across, and so on.
-    assert 'class="box" style="left:42.86%;top:28.57%;width:28.57%;height:28.57%"' in content
-    assert content.count("<rect ") == 5 and "-2 to -1: 1" in content
+    assert '<rect class="peak" x="42.86" y="28.57" width="28.57" height="28.57">' in content
+    # Five histogram bars besides the two boxes (top and bottom example).
+    assert content.count('<rect class="peak"') == 2
+    assert content.count("<rect ") - 2 == 5 and "-2 to -1: 1" in content
     assert "Render what is missing" not in content  # nothing is
 
 

@@ -16,7 +16,7 @@ from render.hooks import capture
 from render.organisms import LayerDecl, Organism
 from render.weights import expanded_weights, strongest_inputs
 
-PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "photos"
+PHOTOS = Path(__file__).resolve().parents[2] / "demo" / "photos"
 
 
 def tiny_organism(net: nn.Module, layers: dict[str, str]) -> Organism:

@@ -16,9 +16,9 @@ from render.examples import SweepResult, crop_box, load_image, sweep
 from render.hooks import capture
 from render.organisms import LayerDecl, Organism
 
-PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "photos"
+PHOTOS = Path(__file__).resolve().parents[2] / "demo" / "photos"
 # A mix of ImageNet photos, scientific images and wallpapers.
-PHOTO_NAMES = [f"{n:04d}.jpg" for n in (1, 2, 3, 21, 22, 102, 103, 104)]
+PHOTO_NAMES = [f"{n:04d}.jpg" for n in (21, 22, 23, 33, 45, 104, 105, 113)]
 GRID = 7  # the toy's cells: a 7 x 7 grid of 32 px squares over the 224 px crop
 
 

@@ -1,0 +1,41 @@
+/* Microscope's few behaviours, without a build step or a library (and without inline
+   scripts or event handlers, so that a Content Security Policy can forbid them). */
+(function () {
+  "use strict";
+
+  /* Jobs: every element with data-status-url and an active data-status is polled; its
+     .job-status, .job-progress and .job-error follow the job, and the page reloads once a
+     job reaches a state named in data-reload-on (its results are then on the page). */
+  function poll() {
+    var rows = Array.prototype.filter.call(
+      document.querySelectorAll("[data-status-url][data-status]"),
+      function (row) { return row.dataset.status === "queued" || row.dataset.status === "running"; }
+    );
+    if (!rows.length) return;
+    Promise.all(rows.map(function (row) {
+      return fetch(row.dataset.statusUrl, {headers: {Accept: "application/json"}})
+        .then(function (response) { return response.json(); })
+        .then(function (job) {
+          row.dataset.status = job.status;
+          var status = row.querySelector(".job-status");
+          if (status) status.textContent = job.status;
+          var progress = row.querySelector(".job-progress");
+          if (progress) progress.textContent = job.total ? job.done + "/" + job.total : "";
+          var error = row.querySelector(".job-error");
+          if (error) { error.textContent = job.error; error.hidden = !job.error; }
+          return (row.dataset.reloadOn || "done").split(" ").indexOf(job.status) >= 0;
+        });
+    })).then(function (ended) {
+      if (ended.some(Boolean)) location.reload(); else setTimeout(poll, 3000);
+    }, function () { setTimeout(poll, 10000); });
+  }
+
+  /* Buttons that ask first: data-confirm holds the question. */
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-confirm]") : null;
+    if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
+  });
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", poll);
+  else poll();
+})();

@@ -56,15 +56,25 @@ def claim_list(
     if author is not None:
         claims = claims.filter(author=author)
     if neuron is not None:
-        claims = claims.filter(
-            current_revision__in=ClaimTerm.objects.filter(neuron=neuron).values("revision")
-        )
-    if search and search.strip():
-        claims = _search(claims, search.strip())
+        claims = claims_involving(claims, neuron=neuron)
+    if search:
+        claims = claims_search(claims, search)
     return claims
 
 
-def _search(claims: QuerySet[Claim], text: str) -> QuerySet[Claim]:
+def claims_involving(claims: QuerySet[Claim], *, neuron: Neuron) -> QuerySet[Claim]:
+    """Those whose current revision involves ``neuron``, as target or component."""
+    return claims.filter(
+        current_revision__in=ClaimTerm.objects.filter(neuron=neuron).values("revision")
+    )
+
+
+def claims_search(claims: QuerySet[Claim], text: str) -> QuerySet[Claim]:
+    """Those whose label or argument has the words (PostgreSQL full-text search, ranked;
+    a plain substring match elsewhere). Blank text filters nothing."""
+    text = text.strip()
+    if not text:
+        return claims
     if connection.vendor == "postgresql":
         # Imported here: django.contrib.postgres is only for PostgreSQL.
         from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -18,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotations import selectors, services
+from annotations.filters import ClaimFilter
 from annotations.forms import (
     ClaimCreateForm,
     ClaimEditForm,
@@ -69,34 +68,9 @@ def _forbidden_or_400(error: ClaimError) -> None:
 @require_GET
 def claim_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
-    filters: dict[str, Any] = {}
-    problems: list[str] = []
-    model = params.get("model", "").strip()
-    if model:
-        filters["model"] = model
-    status = params.get("status", "").strip()
-    if status:
-        if status in Status.values:
-            filters["status"] = status
-        else:
-            problems.append(f"unknown status {status!r} (one of {', '.join(Status.values)})")
-    author = params.get("author", "").strip()
-    if author:
-        found = get_user_model().objects.filter(username=author).first()
-        if found is None:
-            problems.append(f"nobody is called {author!r} here")
-        filters["author"] = found
-    neuron_text = params.get("neuron", "").strip()
-    if neuron_text:
-        try:
-            filters["neuron"] = resolve(neuron_text, model=model or None)
-        except BadReference as exc:
-            problems.append(str(exc))
-    claims = (
-        selectors.claim_list(viewer=request.user, search=params.get("q"), **filters)
-        if not problems
-        else Claim.objects.none()
-    )
+    found = ClaimFilter(params, queryset=selectors.claim_list(viewer=request.user))
+    problems = [] if found.is_valid() else [m for ms in found.problems.values() for m in ms]
+    claims = found.qs if not problems else Claim.objects.none()
     page = Paginator(claims, PAGE_SIZE).get_page(params.get("page"))
     query = params.copy()
     query.pop("page", None)

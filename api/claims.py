@@ -6,11 +6,9 @@ Claims carry their neurons as portable references (``inceptionv1/4c:447``), neve
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -24,12 +22,13 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from annotations import selectors, services
+from annotations.filters import ClaimFilter
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Kind, Status, Verdict
 from annotations.services import ClaimError
 from api.errors import PreconditionFailed, PreconditionRequired
 from api.pagination import Cursor
 from neurons.models import Neuron
-from neurons.references import BadReference, find_layer, find_model, resolve
+from neurons.references import BadReference, resolve
 
 TERMS = ClaimTerm.objects.select_related("neuron__layer__model").order_by("position")
 
@@ -113,53 +112,6 @@ class CommentSerializer(serializers.Serializer):
 
 # Input -------------------------------------------------------------------------------------
 # Shapes only: what is required and well formed is the services' to say (ClaimError).
-
-
-class ClaimFilter(serializers.Serializer):
-    model = serializers.SlugField(required=False, help_text="model slug: inceptionv1")
-    layer = serializers.CharField(required=False, max_length=64, help_text="mixed4c or 4c")
-    neuron = serializers.CharField(
-        required=False,
-        max_length=200,
-        help_text="claims whose current revision involves this neuron, as target or "
-        "component: inceptionv1/4c:447 (or 4c:447 with model=)",
-    )
-    status = serializers.ChoiceField(choices=Status.choices, required=False)
-    kind = serializers.ChoiceField(choices=Kind.choices, required=False)
-    author = serializers.CharField(required=False, max_length=150, help_text="a username")
-    q = serializers.CharField(required=False, max_length=200, help_text="words in the text")
-    ordering = serializers.ChoiceField(
-        choices=["-created", "created", "-updated", "updated"], required=False
-    )
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        found: dict[str, Any] = {"ordering": data.get("ordering", "-created")}
-        try:
-            if data.get("model"):
-                found["model"] = find_model(data["model"])
-            if data.get("layer"):
-                if "model" not in found:
-                    raise serializers.ValidationError({"layer": "give the model too: model="})
-                found["layer"] = find_layer(found["model"], data["layer"])
-        except BadReference as exc:
-            field = "layer" if "model" in found else "model"
-            raise serializers.ValidationError({field: str(exc)}) from None
-        if data.get("neuron"):
-            try:
-                found["neuron"] = resolve(data["neuron"], model=found.get("model"))
-            except BadReference as exc:
-                raise serializers.ValidationError({"neuron": str(exc)}) from None
-        if data.get("author"):
-            user = get_user_model().objects.filter(username=data["author"]).first()
-            if user is None:
-                raise serializers.ValidationError(
-                    {"author": f"nobody is called {data['author']!r}"}
-                )
-            found["author"] = user
-        for key in ("status", "kind", "q"):
-            if data.get(key):
-                found[key] = data[key]
-        return found
 
 
 class ClaimCreateInput(serializers.Serializer):
@@ -252,30 +204,17 @@ IF_MATCH = OpenApiParameter(
 
 class ClaimListApi(generics.GenericAPIView):
     pagination_class = Cursor
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ClaimFilter
 
-    @extend_schema(
-        operation_id="claims_list",
-        parameters=[ClaimFilter],
-        responses=ClaimSerializer(many=True),
-    )
+    def get_queryset(self) -> QuerySet[Claim]:
+        return selectors.claim_list(viewer=self.request.user)
+
+    @extend_schema(operation_id="claims_list", responses=ClaimSerializer(many=True))
     def get(self, request: Request) -> Response:
-        query = ClaimFilter(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        found = query.validated_data
-        claims = selectors.claim_list(
-            viewer=request.user,
-            model=found["model"].slug if "model" in found else None,
-            status=found.get("status"),
-            author=found.get("author"),
-            neuron=found.get("neuron"),
-            search=found.get("q"),
-        )
-        if "layer" in found:
-            claims = claims.filter(target__layer=found["layer"])
-        if "kind" in found:
-            claims = claims.filter(kind=found["kind"])
+        claims = self.filter_queryset(self.get_queryset())
         claims = claims.prefetch_related(Prefetch("current_revision__terms", queryset=TERMS))
-        self.cursor_ordering = found["ordering"]
+        self.cursor_ordering = request.query_params.get("ordering") or "-created"
         page = self.paginate_queryset(claims)
         data = ClaimSerializer(page, many=True, context={"request": request}).data
         return self.get_paginated_response(data)

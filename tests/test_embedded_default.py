@@ -23,7 +23,9 @@ def manage(*args: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
-def test_the_catalog_works_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
+def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_torch(
+    tmp_path: Path,
+) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env["MICROSCOPE_VAR_DIR"] = str(tmp_path / "var")
     manage("migrate", "--no-input", env=env)
@@ -47,3 +49,34 @@ def test_the_catalog_works_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.stdout.split() == ["200", "/models/inceptionv1/mixed4c/447/"], result.stderr
+
+    # The same site as a web process loads it: settings, every URL, the admin, and the pages
+    # of a model, a layer, a neuron, the claims and the API, without torch.
+    pages = [
+        "/models/",
+        "/models/inceptionv1/",
+        "/models/inceptionv1/mixed4c/",
+        "/models/inceptionv1/mixed4c/447/",
+        "/claims/",
+        "/jobs/",
+        "/api/v1/models/inceptionv1/",
+        "/api/v1/neurons/inceptionv1/mixed4c/447/",
+        "/api/v1/claims/",
+        "/admin/login/",
+    ]
+    code = (
+        "import sys, django; django.setup();"
+        "from django.urls import get_resolver; get_resolver().url_patterns;"
+        "from django.test import Client; c = Client();"
+        f"codes = [c.get(p).status_code for p in {pages!r}];"
+        "print(*codes, 'torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "microscope.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == ["200"] * len(pages) + ["False"], result.stderr

@@ -95,7 +95,8 @@ def main() -> None:
         print(f"{name:<12} {first:>13.2f} s {rss:>6.0f} MB")
     site, torch_ = medians["site"], medians["with torch"]
     print(
-        f"site / with torch: first response {site[0] / torch_[0]:.2f}x, RSS {site[1] / torch_[1]:.2f}x"
+        f"site / with torch: first response {site[0] / torch_[0]:.2f}x, "
+        f"RSS {site[1] / torch_[1]:.2f}x"
     )
     print(
         f"targets: RSS < 150 MB ({'met' if site[1] < 150 else 'missed'}), "

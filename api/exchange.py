@@ -314,30 +314,16 @@ def claims_import(*, document: Mapping[str, Any], importer: AbstractBaseUser) ->
     return report
 
 
-def _claim_import(
-    *, data: Mapping[str, Any], path: str, people: _People, importer: AbstractBaseUser
-) -> Claim:
-    try:
-        target = resolve(data["target"])
-    except BadReference as exc:
-        raise _refused(f"{path}.target", exc) from None
-    author = people.get(data["author"])
-    revisions = sorted(data["revisions"], key=lambda r: r["number"])
-    first = revisions[0]
-    try:
-        claim = services.claim_create(
-            author=author,
-            target=target,
-            kind=data["kind"],
-            label=first["label"],
-            argument=first["argument"],
-            expression=first["expression"],
-        )
-    except ClaimError as exc:
-        raise _refused(f"{path}.revisions.0", exc) from None
-    Claim.objects.filter(pk=claim.pk).update(uid=data["uid"], created=data["created"])
-    ClaimRevision.objects.filter(claim=claim, number=1).update(created=first["created"])
-
+def _history_import(
+    *,
+    claim: Claim,
+    data: Mapping[str, Any],
+    path: str,
+    people: _People,
+    importer: AbstractBaseUser,
+) -> None:
+    """The claim's later revisions and its reviews."""
+    revisions = data["revisions"]
     # Each revision, then the reviews of it (in their order), then the next revision: the
     # order in which the services accepted them the first time.
     events = [(r["number"], 0, r["created"], i, "revision", r) for i, r in enumerate(revisions)]
@@ -373,6 +359,15 @@ def _claim_import(
         except ClaimError as exc:
             raise _refused(where, exc) from None
 
+
+def _comments_import(
+    *,
+    claim: Claim,
+    data: Mapping[str, Any],
+    path: str,
+    people: _People,
+    importer: AbstractBaseUser,
+) -> None:
     for index, item in enumerate(data["comments"]):
         try:
             comment = services.comment_create(
@@ -383,6 +378,34 @@ def _claim_import(
         Comment.objects.filter(pk=comment.pk).update(created=item["created"])
         if item["hidden"]:
             services.content_hide(moderator=importer, content=comment)
+
+
+def _claim_import(
+    *, data: Mapping[str, Any], path: str, people: _People, importer: AbstractBaseUser
+) -> Claim:
+    try:
+        target = resolve(data["target"])
+    except BadReference as exc:
+        raise _refused(f"{path}.target", exc) from None
+    author = people.get(data["author"])
+    revisions = sorted(data["revisions"], key=lambda r: r["number"])
+    first = revisions[0]
+    try:
+        claim = services.claim_create(
+            author=author,
+            target=target,
+            kind=data["kind"],
+            label=first["label"],
+            argument=first["argument"],
+            expression=first["expression"],
+        )
+    except ClaimError as exc:
+        raise _refused(f"{path}.revisions.0", exc) from None
+    Claim.objects.filter(pk=claim.pk).update(uid=data["uid"], created=data["created"])
+    ClaimRevision.objects.filter(claim=claim, number=1).update(created=first["created"])
+
+    _history_import(claim=claim, data=data, path=path, people=people, importer=importer)
+    _comments_import(claim=claim, data=data, path=path, people=people, importer=importer)
 
     updated = max(r["created"] for r in revisions)
     if data["retracted_at"] is not None:

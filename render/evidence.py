@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from render.hooks import stop_after
-from render.organisms import Organism
+from render.organisms import LayerDecl, Organism
 from render.weights import expanded_weights, input_ranking
 
 __all__ = [
@@ -230,6 +230,36 @@ class _Ablation:
         return torch.cat(maps, dim=1), {k: torch.cat(v) for k, v in records.items()}
 
 
+def _parts(
+    organism: Organism, target: str, components: Sequence[Component | Sequence[Any]]
+) -> tuple[LayerDecl, list[Component]]:
+    """The target's layer, and the components with canonical layer names and names."""
+    try:
+        target_decl = organism.layer(target)
+        parts = []
+        for item in components:
+            part = _as_component(item)
+            decl = organism.layer(part.layer)
+            name = part.name or f"{decl.alias}:{part.channel}"
+            parts.append(Component(decl.name, int(part.channel), float(part.coefficient), name))
+    except KeyError as exc:
+        raise ValueError(f"{organism.slug} has no layer {exc.args[0]!r}") from None
+    return target_decl, parts
+
+
+def _masks(
+    variants: list[dict[str, list[int]]], counts: dict[str, int], layers: list[str]
+) -> dict[str, torch.Tensor]:
+    """Per layer, one row per variant: 0 for each channel that variant zeroes, else 1."""
+    masks = {}
+    for n in layers:
+        mask = torch.ones(len(variants), counts[n])
+        for v, zeroed in enumerate(variants):
+            mask[v, zeroed.get(n, [])] = 0.0
+        masks[n] = mask
+    return masks
+
+
 def circuit_evidence(
     model: nn.Module,
     organism: Organism,
@@ -263,16 +293,7 @@ def circuit_evidence(
         raise ValueError(f"reduce must be 'max' or 'mean', not {reduce!r}")
     if not components:
         raise ValueError("a claim needs at least one component")
-    try:
-        target_decl = organism.layer(target[0])
-        parts = []
-        for item in components:
-            part = _as_component(item)
-            decl = organism.layer(part.layer)
-            name = part.name or f"{decl.alias}:{part.channel}"
-            parts.append(Component(decl.name, int(part.channel), float(part.coefficient), name))
-    except KeyError as exc:
-        raise ValueError(f"{organism.slug} has no layer {exc.args[0]!r}") from None
+    target_decl, parts = _parts(organism, target[0], components)
     layer, channel = target_decl.name, int(target[1])
     name = target_name or f"{target_decl.alias}:{channel}"
     if len({(p.layer, p.channel) for p in parts}) != len(parts):
@@ -301,12 +322,7 @@ def circuit_evidence(
 
             connections = _connection_evidence(model, organism, layer, channel, parts, batch.device)
             variants = _variants(parts, counts, np.random.default_rng(seed), random_draws)
-            masks = {}
-            for n in modules:
-                mask = torch.ones(len(variants), counts[n])
-                for v, zeroed in enumerate(variants):
-                    mask[v, zeroed.get(n, [])] = 0.0
-                masks[n] = mask
+            masks = _masks(variants, counts, list(modules))
             keep: dict[str, list[int]] = {n: [] for n in modules}
             for p in parts:
                 keep[p.layer].append(p.channel)

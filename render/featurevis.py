@@ -66,7 +66,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from render.hooks import capture, stop_after
-from render.organisms import Organism
+from render.organisms import LayerDecl, Organism
 from render.params import DIVERSITY_IMAGES, DIVERSITY_WEIGHT, OBJECTIVES, FeatureVisParams
 
 __all__ = [
@@ -415,6 +415,28 @@ def _model_device(model: nn.Module) -> torch.device | None:
     return None
 
 
+def _layer_decl(organism: Organism, layer: str) -> LayerDecl:
+    try:
+        return organism.layer(layer)
+    except KeyError:
+        known = ", ".join(d.name for d in organism.layers)
+        raise ValueError(
+            f"{organism.slug} has no layer {layer!r}; its layers are {known}"
+        ) from None
+
+
+def _render_device(model: nn.Module, device: str | torch.device) -> torch.device:
+    """``device``, checked to be where the model is."""
+    device = _resolve(device)
+    model_device = _model_device(model)
+    if model_device is not None and _resolve(model_device) != device:
+        raise ValueError(
+            f"the model is on {model_device} but the render was asked on {device}; "
+            f"load it there first (organisms.load(..., device={str(device)!r}))"
+        )
+    return device
+
+
 def render_channels(
     model: nn.Module,
     organism: Organism,
@@ -450,20 +472,8 @@ def render_channels(
     params.validate()
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    try:
-        decl = organism.layer(layer)
-    except KeyError:
-        known = ", ".join(d.name for d in organism.layers)
-        raise ValueError(
-            f"{organism.slug} has no layer {layer!r}; its layers are {known}"
-        ) from None
-    device = _resolve(device)
-    model_device = _model_device(model)
-    if model_device is not None and _resolve(model_device) != device:
-        raise ValueError(
-            f"the model is on {model_device} but the render was asked on {device}; "
-            f"load it there first (organisms.load(..., device={str(device)!r}))"
-        )
+    decl = _layer_decl(organism, layer)
+    device = _render_device(model, device)
     wanted = [int(c) for c in dict.fromkeys(channels)]
     # Measured on the CPU for every organism here; unmeasured on a GPU (none here), where
     # the layout stays as it was.

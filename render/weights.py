@@ -84,7 +84,7 @@ from PIL import Image
 from torch import nn
 
 from render.hooks import stop_after
-from render.organisms import Organism
+from render.organisms import LayerDecl, Organism
 
 __all__ = [
     "Connection",
@@ -311,6 +311,101 @@ def _touches_border(box: tuple[slice, slice], height: int, width: int) -> bool:
     return rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width
 
 
+def _layer_pair(organism: Organism, layer: str, below: str | None) -> tuple[LayerDecl, LayerDecl]:
+    upper = organism.layer(layer)
+    index = organism.layers.index(upper)
+    if below is None:
+        if index == 0:
+            raise ValueError(f"{upper.name} is the lowest significant layer: nothing below it")
+        return upper, organism.layers[index - 1]
+    lower = organism.layer(below)
+    if organism.layers.index(lower) >= index:
+        raise ValueError(f"{lower.name} is not below {upper.name}")
+    return upper, lower
+
+
+@dataclass
+class _Field:
+    """The linearized block between two layers, probed on grids of the lower layer's
+    channels: where the upper layer's centre reads from (its receptive field's box)."""
+
+    lin: nn.Module
+    below: nn.Module
+    above: nn.Module
+    device: str | torch.device
+    image: torch.Tensor | None = None
+    c_in: int = 0
+    c_out: int = 0
+    # Whether the grid may differ from the one the layers below produce: not where
+    # something from below the lower layer joins in above it.
+    resizable: bool = True
+
+    def rows(self, grid: tuple[int, int], cotangents: torch.Tensor) -> torch.Tensor:
+        assert self.image is not None
+        return _jacobian_rows(
+            self.lin, self.below, self.above, self.image, (self.c_in, *grid), cotangents
+        )
+
+    def probe(self, grid: tuple[int, int]) -> tuple[slice, slice] | None:
+        """The receptive field's box on a grid of this size, None where it does not fit.
+
+        A random mix of all output channels is non-zero wherever any channel's weights are.
+        """
+        cotangent = torch.randn(1, self.c_out, generator=torch.Generator().manual_seed(0))
+        grad = self.rows(grid, cotangent.to(self.device))
+        found = _box(grad[0].ne(0).any(dim=0))
+        return None if _touches_border(found, *grid) else found
+
+    def fit(self, input_size: int) -> tuple[tuple[int, int], tuple[slice, slice]] | None:
+        """A grid the receptive field fits in with a margin of zeros, and its box there."""
+        # The layers below the lower one only have to run for the hook to fire (their
+        # output is replaced), so a small input does where the network accepts one.
+        for size in (_SMALL_INPUT, input_size):
+            self.image = torch.zeros(1, 3, size, size, device=self.device)
+            try:
+                below_shape, above_shape = _shapes(self.lin, self.below, self.above, self.image)
+            except (RuntimeError, ValueError) as exc:
+                if size == input_size or isinstance(exc, torch.OutOfMemoryError):
+                    raise
+                continue
+            _, self.c_in, height, width = below_shape
+            self.c_out = above_shape[1]
+            grid = natural = (height, width)
+            for _ in range(6 if self.resizable else 1):  # grow the grid until it fits
+                try:
+                    box = self.probe(grid)
+                except RuntimeError as exc:
+                    if grid == natural or isinstance(exc, torch.OutOfMemoryError):
+                        raise
+                    self.resizable = False  # grids must match
+                    break
+                if box is not None:
+                    return grid, box
+                grid = (2 * grid[0] + 1, 2 * grid[1] + 1)
+        return None
+
+    def shrink(
+        self, grid: tuple[int, int], box: tuple[slice, slice]
+    ) -> tuple[tuple[int, int], tuple[slice, slice]]:
+        """A smaller grid just around the field, where the same field fits: the cost of
+        each pass scales with the grid, and the kernel does not depend on it (the map is
+        translation-equivariant)."""
+        kh, kw = _size(box)
+        for extra in range(2, 6) if self.resizable else ():
+            smaller = (kh + extra, kw + extra)
+            if smaller[0] >= grid[0] and smaller[1] >= grid[1]:
+                break
+            try:
+                found = self.probe(smaller)
+            except RuntimeError as exc:
+                if isinstance(exc, torch.OutOfMemoryError):
+                    raise
+                break
+            if found is not None and _size(found) == (kh, kw):
+                return smaller, found
+        return grid, box
+
+
 def expanded_weights(
     model: nn.Module,
     organism: Organism,
@@ -333,93 +428,22 @@ def expanded_weights(
         ``ExpandedWeights`` with ``weights[i]`` the [C_in, kh, kw] kernel into
         ``channels[i]``.
     """
-    upper = organism.layer(layer)
-    index = organism.layers.index(upper)
-    if below is None:
-        if index == 0:
-            raise ValueError(f"{upper.name} is the lowest significant layer: nothing below it")
-        lower = organism.layers[index - 1]
-    else:
-        lower = organism.layer(below)
-        if organism.layers.index(lower) >= index:
-            raise ValueError(f"{lower.name} is not below {upper.name}")
-
+    upper, lower = _layer_pair(organism, layer, below)
     lin = linearized_copy(model, device)
-    below_module = lin.get_submodule(lower.module)
-    above_module = lin.get_submodule(upper.module)
-    c_in = c_out = 0
-    box: tuple[slice, slice] | None = None
-    resizable = True  # whether X's grid may differ from the one the layers below produce
-
-    def probe(image: torch.Tensor, grid: tuple[int, int]) -> tuple[slice, slice] | None:
-        """The receptive field's box on a grid of this size, None where it does not fit.
-
-        A random mix of all output channels is non-zero wherever any channel's weights are.
-        """
-        cotangent = torch.randn(1, c_out, generator=torch.Generator().manual_seed(0))
-        grad = _jacobian_rows(
-            lin, below_module, above_module, image, (c_in, *grid), cotangent.to(device)
-        )
-        found = _box(grad[0].ne(0).any(dim=0))
-        return None if _touches_border(found, *grid) else found
-
-    # The layers below `lower` only have to run for the hook to fire (their output is
-    # replaced), so a small input does where the network accepts one.
-    for size in (_SMALL_INPUT, organism.input_size):
-        image = torch.zeros(1, 3, size, size, device=device)
-        try:
-            below_shape, above_shape = _shapes(lin, below_module, above_module, image)
-        except (RuntimeError, ValueError) as exc:
-            if size == organism.input_size or isinstance(exc, torch.OutOfMemoryError):
-                raise
-            continue
-        _, c_in, height, width = below_shape
-        c_out = above_shape[1]
-        # Grow the grid until the receptive field fits inside with a margin of zeros.
-        grid = natural = (height, width)
-        for _ in range(6 if resizable else 1):
-            try:
-                box = probe(image, grid)
-            except RuntimeError as exc:
-                if grid == natural or isinstance(exc, torch.OutOfMemoryError):
-                    raise
-                # Something from below `lower` joins in above it: grids must match.
-                resizable = False
-                break
-            if box is not None:
-                break
-            grid = (2 * grid[0] + 1, 2 * grid[1] + 1)
-        if box is not None:
-            break
-    if box is None:
+    field = _Field(lin, lin.get_submodule(lower.module), lin.get_submodule(upper.module), device)
+    fitted = field.fit(organism.input_size)
+    if fitted is None:
         raise ValueError(f"the receptive field of {upper.name} in {lower.name} does not fit")
+    c_out = field.c_out
     wanted = list(range(c_out)) if channels is None else [int(c) for c in channels]
     if any(not 0 <= c < c_out for c in wanted):
         raise ValueError(f"{upper.name} has channels 0..{c_out - 1}; asked for {wanted}")
-
-    # Shrink the grid to just around the field: the cost of each pass scales with the
-    # grid, and the kernel does not depend on it (the map is translation-equivariant).
-    kh, kw = _size(box)
-    for extra in range(2, 6) if resizable else ():
-        smaller = (kh + extra, kw + extra)
-        if smaller[0] >= grid[0] and smaller[1] >= grid[1]:
-            break
-        try:
-            found = probe(image, smaller)
-        except RuntimeError as exc:
-            if isinstance(exc, torch.OutOfMemoryError):
-                raise
-            break
-        if found is not None and _size(found) == (kh, kw):
-            grid, box = smaller, found
-            break
-
+    grid, box = field.shrink(*fitted)
     rows: list[torch.Tensor] = []
-    per_pass = max(1, _CHUNK_ELEMENTS // (c_in * grid[0] * grid[1]))
+    per_pass = max(1, _CHUNK_ELEMENTS // (field.c_in * grid[0] * grid[1]))
     eye = torch.eye(c_out, device=device)
     for start in range(0, len(wanted), per_pass):
-        block = wanted[start : start + per_pass]
-        grad = _jacobian_rows(lin, below_module, above_module, image, (c_in, *grid), eye[block])
+        grad = field.rows(grid, eye[wanted[start : start + per_pass]])
         rows.append(grad[:, :, box[0], box[1]].detach().cpu())
     weights = torch.cat(rows).numpy().astype(np.float32, copy=False)
     return ExpandedWeights(upper.name, lower.name, weights, tuple(wanted))

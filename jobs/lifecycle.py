@@ -25,7 +25,10 @@ __all__ = [
     "render_job_enqueue",
     "render_job_finish",
     "render_job_progress",
+    "render_job_publish",
     "render_job_recover",
+    "render_job_requeue",
+    "render_job_sweep",
     "worker_name",
 ]
 
@@ -44,6 +47,20 @@ def worker_name() -> str:
 def render_job_enqueue(job_id: int, task_id: str) -> None:
     """Publish the job's message (its id only) to the ``gpu`` queue."""
     tasks.render_task.apply_async(args=[job_id], task_id=task_id)
+
+
+def render_job_publish(*, job_id: int, unless_since: datetime | None = None) -> bool:
+    """Publish a queued job's message again (a new task id), for a message the broker may
+    have lost. ``unless_since``: not if it was published after that (another caller just
+    did). Harmless when the old message still exists: the claim takes a job once."""
+    task_id = str(uuid.uuid4())
+    still = RenderJob.objects.filter(id=job_id, status=RenderJob.Status.QUEUED)
+    if unless_since is not None:
+        still = still.filter(Q(published__isnull=True) | Q(published__lte=unless_since))
+    if not still.update(task_id=task_id, published=timezone.now(), publishes=F("publishes") + 1):
+        return False
+    render_job_enqueue(job_id, task_id)
+    return True
 
 
 def _stale_before() -> datetime:
@@ -101,21 +118,54 @@ def render_job_finish(*, job_id: int, error: str = "") -> None:
     RenderJob.objects.filter(id=job_id).update(**updates)
 
 
+def render_job_requeue(*, job_id: int, error: str = "") -> bool:
+    """Put a running job back in the queue and publish it (its worker cannot go on: a lost
+    database connection). What it rendered is kept; the next claim renders the rest."""
+    if not RenderJob.objects.filter(id=job_id, status=RenderJob.Status.RUNNING).update(
+        status=RenderJob.Status.QUEUED, error=error, heartbeat=None
+    ):
+        return False
+    return render_job_publish(job_id=job_id)
+
+
 def render_job_recover() -> list[int]:
     """Queue again the running jobs whose worker died (heartbeat stopped).
 
-    For brokers that lose a dead worker's message (the filesystem one loses it when the
-    whole worker is killed); workers call this when they start. Each job is put back to
-    queued by one conditional update, so one caller re-enqueues it, not all of them.
+    Each job is put back to queued by one conditional update, so one caller re-publishes
+    it, not all of them.
     """
     recovered = []
-    for job in RenderJob.objects.filter(
+    for job_id in RenderJob.objects.filter(
         status=RenderJob.Status.RUNNING, heartbeat__lt=_stale_before()
-    ).only("id", "task_id"):
+    ).values_list("id", flat=True):
         if RenderJob.objects.filter(
-            id=job.pk, status=RenderJob.Status.RUNNING, heartbeat__lt=_stale_before()
-        ).update(status=RenderJob.Status.QUEUED, task_id=str(uuid.uuid4())):
-            job.refresh_from_db(fields=["task_id"])
-            render_job_enqueue(job.pk, job.task_id)
-            recovered.append(job.pk)
+            id=job_id, status=RenderJob.Status.RUNNING, heartbeat__lt=_stale_before()
+        ).update(status=RenderJob.Status.QUEUED, published=None):
+            render_job_publish(job_id=job_id)
+            recovered.append(job_id)
     return recovered
+
+
+def _republish_due(job: RenderJob, now: datetime) -> bool:
+    """Queued and unclaimed past the bound, which doubles with each publish (to 32 times)
+    so that a long queue is not flooded with copies of the messages it still holds."""
+    if job.published is None:
+        return True
+    bound = settings.MICROSCOPE_JOB_REPUBLISH_SECONDS * 2 ** min(max(job.publishes - 1, 0), 5)
+    return job.published < now - timedelta(seconds=bound)
+
+
+def render_job_sweep() -> dict[str, list[int]]:
+    """What every worker runs every few seconds, so that no job is ever stuck: running
+    jobs whose worker died are queued again, and queued jobs whose message the broker
+    lost (a restart without persistence) are published again."""
+    now = timezone.now()
+    republished = []
+    for job in RenderJob.objects.filter(status=RenderJob.Status.QUEUED).only(
+        "id", "published", "publishes"
+    ):
+        if _republish_due(job, now) and render_job_publish(
+            job_id=job.pk, unless_since=job.published or now
+        ):
+            republished.append(job.pk)
+    return {"recovered": render_job_recover(), "republished": republished}

@@ -107,6 +107,10 @@ class RenderJob(models.Model):
     progress_total = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    # When its message was last published: a queued job not claimed long after is one whose
+    # message the broker lost, and it is published again (jobs.lifecycle.render_job_sweep).
+    published = models.DateTimeField(null=True, blank=True)
+    publishes = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)  # host and pid of the last claimant
     attempts = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)

@@ -15,11 +15,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from jobs import kinds as job_kinds
 from jobs import params, selectors
 from jobs.kinds import Target
-from jobs.lifecycle import render_job_enqueue
+from jobs.lifecycle import render_job_enqueue, render_job_publish
 from jobs.models import OBJECTIVE_BY_KIND, ArtifactKind, RenderJob, artifact_key
 from jobs.storage import artifact_keys_existing
 from neurons.models import Layer, Model, Neuron
@@ -100,6 +101,8 @@ def render_job_create(
         channel_stop=stop,
         params=checked,
         task_id=str(uuid.uuid4()),
+        published=timezone.now() if enqueue else None,
+        publishes=1 if enqueue else 0,
     )
     if enqueue:
         job_id, task_id = job.pk, job.task_id
@@ -150,7 +153,14 @@ class _Request:
         self, *, layer: Layer | None, kind: str, params: Mapping[str, Any], span: range | None
     ) -> RenderJob:
         twin = _active_twin(model=self.model, layer=layer, kind=kind, params=params, span=span)
-        return twin or render_job_create(
+        if twin is not None:
+            if self.enqueue and twin.status == RenderJob.Status.QUEUED:
+                # Its message may be lost (a broker restarted): asking again publishes it
+                # again, harmlessly if it was not.
+                job_id = twin.pk
+                transaction.on_commit(lambda: render_job_publish(job_id=job_id))
+            return twin
+        return render_job_create(
             model=self.model,
             layer=layer,
             kind=kind,

@@ -16,15 +16,40 @@ from contextlib import contextmanager
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from jobs import kinds, lifecycle
 from jobs.kinds import Progress, RenderFailure
 from jobs.lifecycle import ClaimOutcome
 
-__all__ = ["failure_reason", "heartbeat", "render_job_execute"]
+__all__ = ["JobNotEnded", "failure_reason", "heartbeat", "render_job_execute"]
 
 logger = logging.getLogger(__name__)
+
+# What a lost database connection raises (a failover, a restart, pg_terminate_backend).
+TRANSIENT = (OperationalError, InterfaceError)
+END_TRIES = 4  # writes of a job's end, a second apart and more, before giving up
+
+
+class JobNotEnded(Exception):
+    """The job's end could not be written: its row still says running."""
+
+
+def _end(job_id: int, *, error: str = "", requeue: bool = False) -> None:
+    """Write the job's end (done, failed, or back in the queue), reconnecting to the
+    database between tries; raises JobNotEnded when it stays away."""
+    for attempt in range(END_TRIES):
+        try:
+            if requeue:
+                lifecycle.render_job_requeue(job_id=job_id, error=error)
+            else:
+                lifecycle.render_job_finish(job_id=job_id, error=error)
+            return
+        except TRANSIENT:
+            logger.warning("ending job %s failed; reconnecting", job_id, exc_info=True)
+            connection.close()
+            time.sleep(2**attempt)
+    raise JobNotEnded(job_id)
 
 
 @contextmanager
@@ -98,11 +123,20 @@ def render_job_execute(
     try:
         with heartbeat(job.pk):
             kinds.executor(job)(job=job, progress=reporter)
+    except TRANSIENT as exc:
+        # The database went away under the job: what it stored is kept, and it goes back
+        # to the queue to go on from there (a few times, then it fails with the reason).
+        logger.warning("job %s lost its database connection", job.pk, exc_info=True)
+        connection.close()
+        reason = f"the database connection was lost ({type(exc).__name__}: {exc})".strip()
+        if job.attempts < settings.MICROSCOPE_JOB_ATTEMPTS:
+            _end(job.pk, error=f"{reason}; queued again", requeue=True)
+        else:
+            _end(job.pk, error=f"{reason}, {job.attempts} times: giving up")
     except Exception as exc:
         if not isinstance(exc, RenderFailure | SoftTimeLimitExceeded):
             logger.exception("job %s failed", job.pk)
-        error = failure_reason(exc, reporter.done, reporter.total)
-        lifecycle.render_job_finish(job_id=job.pk, error=error)
+        _end(job.pk, error=failure_reason(exc, reporter.done, reporter.total))
     else:
-        lifecycle.render_job_finish(job_id=job.pk)
+        _end(job.pk)
     return claim

@@ -143,9 +143,11 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "ClaimKindEnum": "annotations.models.Kind",
-        "RenderKindEnum": "jobs.models.Kind",
     },
 }
+
+# The longest a render job may run (then it stops, keeping what it rendered).
+MICROSCOPE_RENDER_SOFT_TIME_LIMIT = env_int("MICROSCOPE_RENDER_SOFT_TIME_LIMIT", 6 * 3600)
 
 # Celery: the embedded default is a broker on the filesystem, which needs no server.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
@@ -168,18 +170,33 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {"jobs.tasks.render_task": {"queue": "gpu"}}
 # Long tasks acked late: a worker takes one message at a time.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A job may run up to MICROSCOPE_RENDER_SOFT_TIME_LIMIT: the broker must not hand its
+# message to another worker while it runs (Redis' visibility timeout), and a worker must not
+# hold a second message unacked for that long (no prefetch, Redis only). RabbitMQ's
+# consumer_timeout (30 min by default) is a server setting: see the README.
+CELERY_WORKER_DISABLE_PREFETCH = CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+if CELERY_WORKER_DISABLE_PREFETCH:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": MICROSCOPE_RENDER_SOFT_TIME_LIMIT + 3600
+    }
 
 # Renders (jobs app). Device: "" picks cuda when there is one, else cpu.
 MICROSCOPE_RENDER_DEVICE = env_str("MICROSCOPE_RENDER_DEVICE", "")
 MICROSCOPE_RENDER_BATCH = env_int("MICROSCOPE_RENDER_BATCH", 32)  # channels optimized at once
 MICROSCOPE_RENDER_STEPS = env_int("MICROSCOPE_RENDER_STEPS", 512)  # default budget of requests
 MICROSCOPE_RENDER_SIZE = env_int("MICROSCOPE_RENDER_SIZE", 128)
-MICROSCOPE_RENDER_SOFT_TIME_LIMIT = env_int("MICROSCOPE_RENDER_SOFT_TIME_LIMIT", 6 * 3600)
 MICROSCOPE_EXAMPLES_BATCH = env_int("MICROSCOPE_EXAMPLES_BATCH", 32)
 # The corpus the neuron page's button sweeps (relative paths are relative to the project).
 MICROSCOPE_EXAMPLES_DIR = env_str("MICROSCOPE_EXAMPLES_DIR", "demo/photos")
-# A running job whose heartbeat is older than this belongs to a dead worker: taken over.
-MICROSCOPE_JOB_STALE_SECONDS = env_int("MICROSCOPE_JOB_STALE_SECONDS", 120)
+# A running job whose heartbeat (written every sixth of this) is older than this belongs to
+# a dead worker: every worker sweeps the jobs every MICROSCOPE_JOB_SWEEP_SECONDS and queues
+# such a job again. A queued job unclaimed for MICROSCOPE_JOB_REPUBLISH_SECONDS (doubling
+# with each publish) is published again: its message may be lost. A job whose database
+# connection is lost goes back to the queue, MICROSCOPE_JOB_ATTEMPTS claims in all.
+MICROSCOPE_JOB_STALE_SECONDS = env_int("MICROSCOPE_JOB_STALE_SECONDS", 30)
+MICROSCOPE_JOB_SWEEP_SECONDS = env_int("MICROSCOPE_JOB_SWEEP_SECONDS", 10)
+MICROSCOPE_JOB_REPUBLISH_SECONDS = env_int("MICROSCOPE_JOB_REPUBLISH_SECONDS", 60)
+MICROSCOPE_JOB_ATTEMPTS = env_int("MICROSCOPE_JOB_ATTEMPTS", 5)
 MICROSCOPE_MODEL_CACHE = env_int("MICROSCOPE_MODEL_CACHE", 2)  # models kept per worker process
 
 # Media on disk by default; MICROSCOPE_S3_BUCKET puts it in S3-compatible object storage

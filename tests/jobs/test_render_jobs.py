@@ -235,3 +235,40 @@ def test_dataset_examples_keep_top_and_bottom_images_positions_and_histogram(
     execute(again.jobs[0])
     assert again.jobs[0].status == RenderJob.Status.DONE
     assert Artifact.objects.filter(kind=ArtifactKind.EXAMPLES).count() == 2
+
+
+def test_the_sweep_publishes_again_a_queued_job_whose_message_was_lost(
+    layer: Layer, settings, eager: None
+) -> None:
+    job = featurevis_job(layer, range(1))  # never published: as if the broker lost it
+    long_ago = timezone.now() - timedelta(seconds=settings.MICROSCOPE_JOB_REPUBLISH_SECONDS + 1)
+    RenderJob.objects.filter(pk=job.pk).update(published=long_ago, publishes=1)
+    recent = featurevis_job(layer, range(1, 2))
+    RenderJob.objects.filter(pk=recent.pk).update(published=timezone.now(), publishes=1)
+    assert lifecycle.render_job_sweep() == {"recovered": [], "republished": [job.pk]}
+    job.refresh_from_db()
+    recent.refresh_from_db()
+    assert job.status == RenderJob.Status.DONE and job.publishes == 2
+    assert recent.status == RenderJob.Status.QUEUED  # its message is still on its way
+
+
+def test_the_sweep_waits_longer_each_time_it_publishes_a_job_again(layer: Layer, settings) -> None:
+    job = featurevis_job(layer, range(1))
+    bound = settings.MICROSCOPE_JOB_REPUBLISH_SECONDS
+    RenderJob.objects.filter(pk=job.pk).update(
+        published=timezone.now() - timedelta(seconds=bound * 3), publishes=3
+    )
+    assert lifecycle.render_job_sweep()["republished"] == []  # due after 4 x the bound
+
+
+def test_asking_again_for_what_a_queued_job_holds_publishes_it_again(
+    layer: Layer, django_capture_on_commit_callbacks
+) -> None:
+    ask = {"model": layer.model, "layers": [layer], "kinds": [ArtifactKind.FEATUREVIS]}
+    with django_capture_on_commit_callbacks() as first:
+        [job] = planning.render_request(**ask, channels=range(2), featurevis=TINY).jobs
+    with django_capture_on_commit_callbacks(execute=True) as again:
+        [same] = planning.render_request(**ask, channels=range(2), featurevis=TINY).jobs
+    assert same.pk == job.pk and len(first) == len(again) == 1
+    job.refresh_from_db()
+    assert job.publishes == 2 and job.status == RenderJob.Status.QUEUED

@@ -94,9 +94,34 @@ class Circuit:
         return f"{self.target.short_ref} = {' '.join(parts)}"
 
 
+# What a coefficient may be: a plain decimal (no exponent) with at most COEFFICIENT_DECIMALS
+# digits after the point, from 10^-COEFFICIENT_DECIMALS to COEFFICIENT_MAX. Every such
+# number is stored as a float and written back (format_coefficient) as the same decimal,
+# which reads again to the same float.
+COEFFICIENT_DECIMALS = 6
+COEFFICIENT_MAX = 10_000
+
+
 def format_coefficient(value: float) -> str:
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
+    text = f"{float(value):.{COEFFICIENT_DECIMALS}f}".rstrip("0")
+    return text.removesuffix(".")
+
+
+def _coefficient(token: Token) -> float:
+    """A coefficient's value, or a GrammarError at its column saying what is allowed."""
+    whole, _, decimals = token.text.partition(".")
+    allowed = (
+        f"a coefficient is a decimal from 0.{'0' * (COEFFICIENT_DECIMALS - 1)}1 to "
+        f"{COEFFICIENT_MAX} with at most {COEFFICIENT_DECIMALS} decimals"
+    )
+    if len(decimals) > COEFFICIENT_DECIMALS or len(whole.lstrip("0")) > len(str(COEFFICIENT_MAX)):
+        raise GrammarError(f"{token.text} is not allowed: {allowed}", token.column)
+    value = float(token.text)
+    if value == 0:
+        raise GrammarError("a coefficient of 0 adds nothing; remove the term", token.column)
+    if value > COEFFICIENT_MAX:
+        raise GrammarError(f"{token.text} is too large: {allowed}", token.column)
+    return value
 
 
 def tokenize(text: str) -> list[Token]:
@@ -183,9 +208,7 @@ class _Parser:
                 f"expected '+' or '-' between terms, found {_describe(token)}", token.column
             )
         if token.kind == "number":
-            magnitude = float(token.text)
-            if magnitude == 0:
-                raise GrammarError("a coefficient of 0 adds nothing; remove the term", token.column)
+            magnitude = _coefficient(token)
             star = self.take()
             if star.kind != "*":
                 raise GrammarError(

@@ -166,12 +166,29 @@ def _not_hidden(claim: Claim, what: str) -> None:
 
 
 def _locked(claim: Claim) -> Claim:
-    """The claim's row, locked until commit (PostgreSQL), so that edits and reviews queue."""
-    return (
-        Claim.objects.select_for_update(of=("self",))
-        .select_related("current_revision", "target__layer__model")
-        .get(pk=claim.pk)
-    )
+    """The claim's row, locked until commit (PostgreSQL), so that edits and reviews queue.
+
+    Locked first, then read: a locking read that waited for another edit sees that edit's
+    row but not, through a join, the revision it added (the statement's snapshot is older),
+    so the current revision is read by a second statement, which sees it.
+    """
+    Claim.objects.select_for_update().filter(pk=claim.pk).values_list("pk").first()
+    try:
+        return Claim.objects.select_related("current_revision", "target__layer__model").get(
+            pk=claim.pk
+        )
+    except Claim.DoesNotExist:
+        raise ClaimError("__all__", "this claim no longer exists") from None
+
+
+def claim_edit_check(*, claim: Claim, author: User) -> None:
+    """Whether ``author`` may edit ``claim`` at all (before any precondition is looked at):
+    signed in, its author, and the claim not retracted. Raises ClaimError."""
+    _signed_in(author, "__all__", "edit a claim")
+    if claim.author_id != author.pk:
+        raise ClaimError("__all__", "only the author edits a claim", code=ClaimError.FORBIDDEN)
+    if claim.retracted:
+        raise ClaimError("__all__", "this claim is retracted; it can no longer be edited")
 
 
 @transaction.atomic
@@ -188,12 +205,9 @@ def claim_update(
     another revision was posted since, the edit is refused (no lost update). ``expression``
     None keeps the current one.
     """
-    _signed_in(author, "__all__", "edit a claim")
+    claim_edit_check(claim=claim, author=author)
     fresh = _locked(claim)
-    if fresh.author_id != author.pk:
-        raise ClaimError("__all__", "only the author edits a claim", code=ClaimError.FORBIDDEN)
-    if fresh.retracted:
-        raise ClaimError("__all__", "this claim is retracted; it can no longer be edited")
+    claim_edit_check(claim=fresh, author=author)
     current = fresh.current_revision
     if based_on != current.number:
         raise ClaimError(

@@ -269,6 +269,7 @@ class ClaimDetailApi(generics.GenericAPIView):
 
     def _update(self, request: Request, pk: int, *, partial: bool) -> Response:
         claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
+        services.claim_edit_check(claim=claim, author=request.user)  # 403 before 428
         based_on = _based_on(request, claim)
         data = ClaimUpdateInput(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)

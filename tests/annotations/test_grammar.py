@@ -122,3 +122,32 @@ def test_an_unknown_model_is_an_error_at_the_target(inceptionv1: Model) -> None:
 def test_a_very_long_expression_is_refused_before_reading_it() -> None:
     with pytest.raises(GrammarError, match="longer than"):
         circuit_parse("4c:1 = " + " + ".join(["4b:1"] * 1000))
+
+
+@pytest.mark.parametrize(
+    ("coefficient", "column", "message"),
+    [
+        ("9" * 309, 10, "is not allowed"),
+        ("10000000000000000", 10, "is not allowed"),
+        ("10000.5", 10, "is too large"),
+        ("0.0000001", 10, "at most 6 decimals"),
+        ("0.000000", 10, "a coefficient of 0"),
+    ],
+)
+def test_it_refuses_coefficients_it_could_not_write_back_with_their_column(
+    target: Neuron, coefficient: str, column: int, message: str
+) -> None:
+    with pytest.raises(GrammarError) as caught:
+        circuit_read(f"4c:447 = {coefficient}*4b:373", target=target)
+    assert caught.value.column == column and message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "coefficient", ["0.00005", "0.000001", "10000", "1234.567891", "0.1", "3", "00002.50"]
+)
+def test_what_it_stores_reads_again_to_the_same_claim(target: Neuron, coefficient: str) -> None:
+    circuit = circuit_read(f"4c:447 = {coefficient}*4b:373 - 4b:12", target=target)
+    again = circuit_read(circuit.canonical, target=target)
+    assert again.canonical == circuit.canonical
+    assert [t.coefficient for t in again.terms] == [t.coefficient for t in circuit.terms]
+    assert again.terms[0].coefficient == float(coefficient)

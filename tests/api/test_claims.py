@@ -171,6 +171,10 @@ def test_the_token_of_another_user_cannot_edit_or_retract(
     edit = as_bob.patch(url, {"label": "mine now"}, format="json", HTTP_IF_MATCH=claim["etag"])
     assert edit.status_code == 403
     assert edit.json()["error"]["code"] == "permission_denied"
+    # Whose claim it is comes before which revision: no If-Match is still a 403, not a 428.
+    for method in (as_bob.patch, as_bob.put):
+        blind = method(url, {"label": "mine now"}, format="json")
+        assert blind.status_code == 403 and blind.json()["error"]["code"] == "permission_denied"
     assert as_bob.post(url + "retract/").status_code == 403
     assert Claim.objects.get().label == "car detector" and not Claim.objects.get().retracted
 

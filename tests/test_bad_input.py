@@ -1,0 +1,38 @@
+"""Input that no view should see: refused with a 400 that names it, on every page."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from neurons.models import Model
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/claims/?q=%00",
+        "/claims/?author=%00",
+        "/claims/?model=%00",
+        "/claims/?neuron=4c%00:1",
+        "/n/?model=%00",
+        "/n/?q=%00",
+        "/people/%00/",
+        "/claims/preview/?expression=%00&target=inceptionv1/4c:447",
+        "/models/inceptionv1/?x%00=1",
+    ],
+)
+def test_a_nul_byte_in_a_page_request_is_a_400_naming_it(
+    client: Client, inceptionv1: Model, url: str
+) -> None:
+    response = client.get(url)
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+
+
+def test_a_nul_byte_in_an_api_request_is_a_400_in_the_error_shape(
+    client: Client, inceptionv1: Model
+) -> None:
+    response = client.get("/api/v1/claims/?q=%00")
+    assert response.status_code == 400
+    assert "q" in response.json()["error"]["fields"]

@@ -112,6 +112,10 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
+    # JSON only: the browsable HTML renderer needs a serializer per view; /api/docs/ is the
+    # page for people.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_METADATA_CLASS": "api.metadata.EndpointMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
@@ -121,6 +125,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # Proxies in front of the site whose X-Forwarded-For is trusted (0: none, the client's
+    # address is the connection's). Without this, any client picks its own address.
+    "NUM_PROXIES": env_int("MICROSCOPE_TRUSTED_PROXIES", 0),
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.AnonThrottle", "api.throttling.UserThrottle"],
     # e.g. "600/min"; empty turns a throttle off. Counted in the default cache (CACHE_URL).
     "DEFAULT_THROTTLE_RATES": {

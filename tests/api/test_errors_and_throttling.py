@@ -77,6 +77,30 @@ def test_anonymous_clients_are_throttled_with_retry_after(
     assert assert_error_shape(throttled.json(), 429)["code"] == "throttled"
 
 
+def test_a_forged_forwarded_for_header_gets_no_fresh_allowance(
+    rates: SettingsWrapper, api: APIClient, inceptionv1: Model
+) -> None:
+    seen = [
+        api.get("/api/v1/models/", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code
+        for n in range(4)
+    ]
+    assert seen == [200, 200, 200, 429]
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_address_it_forwards(
+    rates: SettingsWrapper, api: APIClient, inceptionv1: Model
+) -> None:
+    rates.REST_FRAMEWORK = {**rates.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    # The proxy appends the address it saw; what the client wrote before it is ignored.
+    first = [
+        api.get("/api/v1/models/", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}, 198.51.100.7")
+        for n in range(4)
+    ]
+    first = [response.status_code for response in first]
+    other = api.get("/api/v1/models/", HTTP_X_FORWARDED_FOR="198.51.100.8")
+    assert first == [200, 200, 200, 429] and other.status_code == 200
+
+
 def test_each_user_has_their_own_allowance(
     rates: SettingsWrapper,
     client_for: Callable[[User], APIClient],

@@ -137,3 +137,28 @@ def test_every_operation_answers_within_its_schema(
                 failures.append(f"{operation.label} ({mode.value}, {who}):\n{exc}")
     assert operations >= 20
     assert not failures, "\n\n".join(failures)
+
+
+def test_every_path_answers_options_and_an_html_accept_without_a_server_error(
+    seeded: Seeded, settings_no_throttle: Callable[[], None], client: Any
+) -> None:
+    schema = client.get("/api/schema/?format=json").json()
+    paths = list(schema["paths"])
+    assert len(paths) >= 15
+    problems = []
+    for template in paths:
+        path = template
+        for name, value in seeded.path.items():
+            path = path.replace("{" + name + "}", str(value))
+        for who, headers in (("token", seeded.token), ("anonymous", {})):
+            extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+            options = client.options(path, **extra)
+            if options.status_code >= 500 or options["Content-Type"] != "application/json":
+                problems.append(f"OPTIONS {path} ({who}): {options.status_code}")
+            elif options.status_code == 200:
+                assert set(options.json()["allowed_methods"]) >= {"OPTIONS"}
+            if "get" in schema["paths"][template]:
+                html = client.get(path, HTTP_ACCEPT="text/html", **extra)
+                if html.status_code >= 500:
+                    problems.append(f"GET {path} Accept: text/html ({who}): {html.status_code}")
+    assert not problems, "\n".join(problems)

@@ -9,6 +9,7 @@ to their canonical page, with a thumbnail of their feature visualization where o
 from __future__ import annotations
 
 import re
+import secrets
 import xml.etree.ElementTree as etree
 from collections.abc import Iterable, Sequence
 
@@ -38,8 +39,10 @@ ATTRIBUTES = {
     "th": {"align"},
     "td": {"align"},
 }
-CLASSES = {"a": {"neuron-ref"}, "img": {"thumb"}}
 URL_SCHEMES = {"http", "https", "mailto"}
+# Images only of ours (neuron thumbnails), and no bigger than this: a page never asks a
+# third-party host for anything, and no image can stretch it.
+IMAGE_PX_MAX = 64
 # A reference standing alone: not inside a word, a path or a larger reference.
 LINK_RE = re.compile(r"(?<![\w/:.-])" + references.REF_PATTERN + r"(?![\w:])")
 SKIP_TAGS = {"a", "code", "pre"}
@@ -150,6 +153,10 @@ class _Linker(Extension):
         self.neurons = neurons
         self.thumbnails = thumbnails
         self.model = model
+        # Classes only this render knows: a hand-written <a class="neuron-ref"> is not one
+        # of our links, and loses its class (it becomes "neuron-ref" once cleaned).
+        nonce = secrets.token_hex(8)
+        self.marks = {"a": f"neuron-ref-{nonce}", "img": f"thumb-{nonce}"}
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:  # markdown's API
         # After inline patterns (20), so links and code are already elements; before unescape.
@@ -161,14 +168,21 @@ class _Linker(Extension):
         if neuron is None:
             return None
         anchor = etree.Element(
-            "a", {"class": "neuron-ref", "href": neuron.get_absolute_url(), "title": neuron.ref}
+            "a",
+            {"class": self.marks["a"], "href": neuron.get_absolute_url(), "title": neuron.ref},
         )
         thumbnail = self.thumbnails.get(neuron.pk)
         if thumbnail:
             image = etree.SubElement(
                 anchor,
                 "img",
-                {"class": "thumb", "src": thumbnail, "alt": "", "width": "24", "height": "24"},
+                {
+                    "class": self.marks["img"],
+                    "src": thumbnail,
+                    "alt": "",
+                    "width": "24",
+                    "height": "24",
+                },
             )
             image.tail = text
         else:
@@ -176,28 +190,45 @@ class _Linker(Extension):
         return anchor
 
 
-def _clean(html: str) -> str:
-    return nh3.clean(
+def _off_site(url: str) -> bool:
+    """A protocol-relative URL (``//host/x``; browsers read ``/\\host`` alike)."""
+    return url.startswith(("//", "/\\", "\\"))
+
+
+def _clean(html: str, linker: _Linker) -> str:
+    images = set(linker.thumbnails.values())
+
+    def attribute(element: str, name: str, value: str) -> str | None:
+        if name in ("href", "src") and _off_site(value):
+            return None
+        if element == "img" and name == "src" and value not in images:
+            return None
+        if element == "img" and name in ("width", "height"):
+            return value if value.isdigit() and int(value) <= IMAGE_PX_MAX else None
+        return value
+
+    cleaned = nh3.clean(
         html,
         tags=TAGS,
         attributes=ATTRIBUTES,
-        allowed_classes=CLASSES,
+        attribute_filter=attribute,
+        allowed_classes={"a": {linker.marks["a"]}, "img": {linker.marks["img"]}},
         url_schemes=URL_SCHEMES,
         link_rel="nofollow noopener noreferrer",
     )
+    return cleaned.replace(linker.marks["a"], "neuron-ref").replace(linker.marks["img"], "thumb")
 
 
 def markdown_render_many(texts: Sequence[str], *, model: Model | None = None) -> list[SafeString]:
     """Render several texts of one page, looking their neuron references up together."""
     neurons = neurons_for_texts(texts, model=model)
     thumbnails = neuron_thumbnail_urls(neurons=neurons.values())
-    renderer = markdown.Markdown(
-        extensions=["fenced_code", "tables", "sane_lists", _Linker(neurons, thumbnails, model)]
-    )
+    linker = _Linker(neurons, thumbnails, model)
+    renderer = markdown.Markdown(extensions=["fenced_code", "tables", "sane_lists", linker])
     rendered = []
     for text in texts:
         renderer.reset()
-        rendered.append(mark_safe(_clean(renderer.convert(text))))  # cleaned by nh3
+        rendered.append(mark_safe(_clean(renderer.convert(text), linker)))  # cleaned by nh3
     return rendered
 
 

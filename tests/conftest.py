@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from pytest_django.plugin import blocking_manager_key
 
 from neurons.models import Model
 from neurons.services import model_register
@@ -29,10 +32,51 @@ def _fresh_api_throttles() -> None:
     cache.clear()
 
 
+CATALOG = ("inceptionv1", "mobilenet_v2")
+
+
+def _catalog_register() -> None:
+    for slug in CATALOG:
+        model_register(slug=slug)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """The two organisms' catalogs (17,000 rows), registered once for the session: each
+    test sees them in its transaction, as if it had registered them itself."""
+    with django_db_blocker.unblock():
+        _catalog_register()
+
+
+def _transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return bool(marker and marker.kwargs.get("transaction")) or bool(
+        {"transactional_db", "live_server"} & fixtures
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A transactional test empties every table as it ends: the catalogs are registered
+    again for the tests after it."""
+    result = yield
+    if _transactional(item) and nextitem is not None:
+        with item.config.stash[blocking_manager_key].unblock():
+            _catalog_register()
+    return result
+
+
+@pytest.fixture
+def no_catalog(db: None) -> None:
+    """Start from an empty catalog (for tests of registering one)."""
+    Model.objects.all().delete()
+
+
 @pytest.fixture
 def inceptionv1(db: None) -> Model:
     """The InceptionV1 catalog, registered as a user would (no weights here)."""
-    return model_register(slug="inceptionv1").model
+    return model_register(slug="inceptionv1").model  # registered already: a few queries
 
 
 @pytest.fixture

@@ -79,3 +79,24 @@ def test_references_across_many_texts_are_looked_up_together(
 def test_bare_references_without_a_model_stay_text(inceptionv1: Model) -> None:
     html = markdown_render("4b:373 and inceptionv1/4b:1")
     assert html.count('class="neuron-ref"') == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "forbidden"),
+    [
+        ("![x](https://tracker.example/pixel.png)", ["tracker.example"]),
+        ('<img src="https://tracker.example/p.png">', ["tracker.example"]),
+        ('<img src="/media/x.png" width="100000" height="9">', ['width="100000"']),
+        ("[x](//evil.example/path)", ["evil.example"]),
+        ('<a href="//evil.example">x</a>', ["evil.example"]),
+        ('<a href="/\\evil.example">x</a>', ["evil.example"]),
+        ('<a class="neuron-ref" href="https://evil.example/">4b:373</a>', ["neuron-ref"]),
+        ('<img class="thumb" src="x.png">', ['class="thumb"']),
+    ],
+)
+def test_a_page_asks_no_other_host_for_anything_and_only_our_links_look_like_ours(
+    text: str, forbidden: list[str]
+) -> None:
+    html = markdown_render(text)
+    for bad in forbidden:
+        assert bad not in html, html

@@ -54,7 +54,7 @@ def test_it_says_an_index_is_out_of_range_with_the_layers_size(inceptionv1: Mode
         resolve("inceptionv1/4c:512")
 
 
-def test_it_names_an_unknown_model(inceptionv1: Model) -> None:
+def test_it_names_an_unknown_model(no_catalog: None, inceptionv1: Model) -> None:
     with pytest.raises(BadReference, match=r"unknown model 'vgg99' \(models: inceptionv1\)"):
         resolve("vgg99/4c:1")
 

@@ -11,6 +11,9 @@ from django.core.management import CommandError, call_command
 from neurons.models import Layer, Model, Neuron
 from render import catalog, organisms
 
+# Registering is what these tests are about: each starts from an empty catalog.
+pytestmark = pytest.mark.usefixtures("no_catalog")
+
 
 def add_model(*args: str) -> str:
     out = StringIO()

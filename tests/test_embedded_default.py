@@ -26,7 +26,8 @@ def manage(*args: str, env: dict[str, str]) -> str:
 def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_torch(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    unset = ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG", "DJANGO_SECRET_KEY")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["MICROSCOPE_VAR_DIR"] = str(tmp_path / "var")
     manage("migrate", "--no-input", env=env)
     manage("add_model", "inceptionv1", env=env)
@@ -47,6 +48,7 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
         "/api/v1/neurons/inceptionv1/mixed4c/447/",
         "/api/v1/claims/",
         "/admin/login/",
+        "/static/microscope/site.css",  # served without DEBUG
     ]
     code = (
         "import sys, django; django.setup();"
@@ -54,7 +56,10 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
         "from django.test import Client; c = Client();"
         "r = c.get('/n/inceptionv1/4c:447', follow=True);"
         f"codes = [c.get(p).status_code for p in {pages!r}];"
-        "print(r.status_code, r.redirect_chain[-1][0], *codes, 'torch' in sys.modules)"
+        "from django.conf import settings; missing = c.get('/no/such/page/');"
+        "technical = 'URLconf' in missing.content.decode();"
+        "print(r.status_code, r.redirect_chain[-1][0], *codes, 'torch' in sys.modules,"
+        " settings.DEBUG, missing.status_code, technical)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -65,4 +70,5 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
         timeout=120,
     )
     expected = ["200", "/models/inceptionv1/mixed4c/447/", *["200"] * len(pages), "False"]
+    expected += ["False", "404", "False"]  # safe by default: no DEBUG, no technical 404
     assert result.stdout.split() == expected, result.stderr

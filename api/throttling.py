@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
+from api.clients import client_ip
+
 if TYPE_CHECKING:  # rest_framework.views imports this module through its settings
     from rest_framework.request import Request
     from rest_framework.views import APIView
@@ -26,6 +28,9 @@ class _RateHeaders:
 
     def get_rate(self) -> str | None:
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_ident(self, request: Request) -> str:
+        return client_ip(request)
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         allowed = super().allow_request(request, view)  # type: ignore[misc]

@@ -40,7 +40,25 @@ INSTALLED_APPS = [
     "annotations",
     "api",
     "jobs",
+    "axes",
 ]
+
+# Logins: after MICROSCOPE_LOGIN_FAILURES wrong passwords for one username from one address,
+# that pair is locked out for an hour (django-axes); a right password resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("MICROSCOPE_LOGIN_FAILURES", 5)
+AXES_COOLOFF_TIME = 1  # hour
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "api.clients.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Password reset mails: printed on the console unless an SMTP server is configured.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "microscope@localhost")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -55,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "api.middleware.rate_limit_headers",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "microscope.urls"
@@ -108,6 +127,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "microscope" / "static"]
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # where collectstatic puts them
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Where model weights are kept (add_model --weights copies files here).
@@ -116,6 +136,11 @@ WEIGHTS_DIR = Path(env_str("MICROSCOPE_WEIGHTS_DIR", str(VAR_DIR / "weights")))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
+
+# Reverse proxies in front of the site whose X-Forwarded-For is trusted (0: none, a client's
+# address is the connection's): the API's throttles and the login lockout count per address
+# (api.clients.client_ip).
+MICROSCOPE_TRUSTED_PROXIES = env_int("MICROSCOPE_TRUSTED_PROXIES", 0)
 
 REST_FRAMEWORK = {
     # JSON only: the browsable HTML renderer needs a serializer per view; /api/docs/ is the
@@ -131,9 +156,6 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    # Proxies in front of the site whose X-Forwarded-For is trusted (0: none, the client's
-    # address is the connection's). Without this, any client picks its own address.
-    "NUM_PROXIES": env_int("MICROSCOPE_TRUSTED_PROXIES", 0),
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.AnonThrottle", "api.throttling.UserThrottle"],
     # e.g. "600/min"; empty turns a throttle off. Counted in the default cache (CACHE_URL).
     "DEFAULT_THROTTLE_RATES": {

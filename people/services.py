@@ -17,6 +17,23 @@ def user_sign_up(*, username: str, password: str, name: str, institution: str = 
 
 
 @transaction.atomic
+def user_create(
+    *,
+    username: str,
+    password: str | None,
+    name: str,
+    institution: str = "",
+    email: str = "",
+    staff: bool = False,
+) -> Profile:
+    """An account made by a command: ``password`` None leaves it without one (unusable)."""
+    user = get_user_model().objects.create_user(
+        username=username, password=password, email=email, is_staff=staff
+    )
+    return Profile.objects.create(user=user, name=name.strip(), institution=institution.strip())
+
+
+@transaction.atomic
 def profile_update(*, user: AbstractBaseUser, name: str, institution: str) -> Profile:
     """Name and institution; a user made without a profile (createsuperuser) gets one."""
     profile, _ = Profile.objects.update_or_create(

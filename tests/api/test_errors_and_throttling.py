@@ -90,7 +90,7 @@ def test_a_forged_forwarded_for_header_gets_no_fresh_allowance(
 def test_behind_a_trusted_proxy_the_client_is_the_address_it_forwards(
     rates: SettingsWrapper, api: APIClient, inceptionv1: Model
 ) -> None:
-    rates.REST_FRAMEWORK = {**rates.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    rates.MICROSCOPE_TRUSTED_PROXIES = 1
     # The proxy appends the address it saw; what the client wrote before it is ignored.
     first = [
         api.get("/api/v1/models/", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}, 198.51.100.7")

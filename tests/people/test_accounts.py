@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import io
+import re
+
+import pytest
 from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from people.models import Profile
@@ -72,3 +77,71 @@ def test_users_without_a_profile_show_their_username(db: None) -> None:
     admin = User.objects.create_superuser("root", password=PASSWORD)
     page = client_for(admin).get("/people/root/").content.decode()
     assert "<h1>root</h1>" in page
+
+
+def test_wrong_passwords_lock_that_username_out_from_that_address(client: Client, db: None) -> None:
+    User.objects.create_user("target", password=PASSWORD)
+    for _ in range(4):
+        wrong = client.post("/accounts/login/", {"username": "target", "password": "nope"})
+        assert wrong.status_code == 200 and "_auth_user_id" not in client.session
+    fifth = client.post("/accounts/login/", {"username": "target", "password": "nope"})
+    assert fifth.status_code == 429
+    locked = client.post("/accounts/login/", {"username": "target", "password": PASSWORD})
+    assert locked.status_code == 429 and "Too many attempts" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+    other = Client(REMOTE_ADDR="192.0.2.9")  # the same user from elsewhere is not locked out
+    assert (
+        other.post("/accounts/login/", {"username": "target", "password": PASSWORD}).status_code
+        == 302
+    )
+    forged = Client(HTTP_X_FORWARDED_FOR="198.51.100.1")  # a header buys no fresh address
+    response = forged.post("/accounts/login/", {"username": "target", "password": PASSWORD})
+    assert response.status_code == 429
+
+
+def logs_in(username: str, password: str) -> bool:
+    response = Client().post("/accounts/login/", {"username": username, "password": password})
+    return response.status_code == 302
+
+
+def test_a_password_is_changed_and_reset_by_mail(
+    client: Client, db: None, mailoutbox: list
+) -> None:
+    user = User.objects.create_user("grace2", password=PASSWORD, email="grace@lab.example")
+    client.force_login(user)
+    new = "another-long-pass-456"
+    changed = client.post(
+        "/accounts/password/",
+        {"old_password": PASSWORD, "new_password1": new, "new_password2": new},
+    )
+    assert changed.status_code == 302
+    assert logs_in("grace2", new) and not logs_in("grace2", PASSWORD)
+    client.logout()
+    asked = client.post("/accounts/password/reset/", {"email": "grace@lab.example"})
+    assert asked.status_code == 302 and len(mailoutbox) == 1
+    link = re.search(r"http://testserver(/accounts/password/reset/\S+/)", mailoutbox[0].body)
+    assert link is not None
+    form = client.get(link[1], follow=True)
+    assert form.status_code == 200
+    final = "a-third-long-pass-789"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": final, "new_password2": final})
+    assert done.status_code == 302
+    assert logs_in("grace2", final)
+
+
+def test_a_lab_scripts_its_accounts_with_a_command(db: None) -> None:
+    out = io.StringIO()
+    call_command(
+        "user_create", "curie", "--name", "Marie Curie", "--institution", "Lab",
+        "--staff", stdout=out,
+    )  # fmt: skip
+    assert "curie: staff member created, with no password (API tokens only)" in out.getvalue()
+    curie = User.objects.get(username="curie")
+    assert curie.is_staff and not curie.has_usable_password()
+    assert curie.profile.name == "Marie Curie" and curie.profile.institution == "Lab"
+    tokens = io.StringIO()
+    call_command("api_token", "create", "curie", stdout=tokens)
+    assert tokens.getvalue().strip()
+    for bad, message in (("curie", "exists already"), ("no spaces", "username")):
+        with pytest.raises(CommandError, match=message):
+            call_command("user_create", bad)

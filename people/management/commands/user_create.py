@@ -1,0 +1,59 @@
+"""Create a researcher (or a staff member) from a script: ``manage.py user_create``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from people.services import user_create
+
+
+class Command(BaseCommand):
+    help = (
+        "Create an account with a profile, for labs that script their setup. Without "
+        "--password-stdin the account has no password: it works through API tokens "
+        "(`manage.py api_token create USERNAME`) until a password is reset or set."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--name", default="", help="shown on claims (default: username)")
+        parser.add_argument("--institution", default="")
+        parser.add_argument("--email", default="", help="for password resets")
+        parser.add_argument("--staff", action="store_true", help="may hide content, import")
+        parser.add_argument(
+            "--password-stdin", action="store_true", help="read the password from stdin"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        username = options["username"]
+        user_model = get_user_model()
+        try:
+            user_model._meta.get_field("username").run_validators(username)
+            user_model.username_validator(username)
+        except ValidationError as exc:
+            raise CommandError(f"username {username!r}: {' '.join(exc.messages)}") from None
+        if user_model.objects.filter(username=username).exists():
+            raise CommandError(f"{username!r} exists already")
+        password = None
+        if options["password_stdin"]:
+            password = sys.stdin.readline().rstrip("\n")
+            try:
+                password_validation.validate_password(password)
+            except ValidationError as exc:
+                raise CommandError(f"password: {' '.join(exc.messages)}") from None
+        profile = user_create(
+            username=username,
+            password=password,
+            name=options["name"] or username,
+            institution=options["institution"],
+            email=options["email"],
+            staff=options["staff"],
+        )
+        kind = "staff member" if profile.user.is_staff else "researcher"
+        how = "a password" if password else "no password (API tokens only)"
+        self.stdout.write(f"{username}: {kind} created, with {how}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -54,3 +55,22 @@ def local_secret_key(path: Path) -> str:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(50))
     return path.read_text().strip()
+
+
+def s3_storages() -> dict[str, dict[str, Any]]:
+    """Django's STORAGES for media in S3-compatible object storage, from MICROSCOPE_S3_*
+    (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, as boto3 reads them)."""
+    return {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": env_str("MICROSCOPE_S3_BUCKET", ""),
+                "endpoint_url": env_str("MICROSCOPE_S3_ENDPOINT_URL", "") or None,
+                "region_name": env_str("MICROSCOPE_S3_REGION", "") or None,
+                "custom_domain": env_str("MICROSCOPE_S3_CUSTOM_DOMAIN", "") or None,
+                "querystring_auth": env_bool("MICROSCOPE_S3_SIGNED_URLS", False),
+                "file_overwrite": True,
+            },
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import dj_database_url
 
-from microscope.env import env_bool, env_int, env_list, env_str, local_secret_key
+from microscope.env import (
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    local_secret_key,
+    s3_storages,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MICROSCOPE_VAR_DIR", str(BASE_DIR / "var")))
@@ -238,20 +245,7 @@ MICROSCOPE_MODEL_CACHE = env_int("MICROSCOPE_MODEL_CACHE", 2)  # models kept per
 # Media on disk by default; MICROSCOPE_S3_BUCKET puts it in S3-compatible object storage
 # (pip install "microscope[s3]"; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
 if env_str("MICROSCOPE_S3_BUCKET", ""):
-    STORAGES = {
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": env_str("MICROSCOPE_S3_BUCKET", ""),
-                "endpoint_url": env_str("MICROSCOPE_S3_ENDPOINT_URL", "") or None,
-                "region_name": env_str("MICROSCOPE_S3_REGION", "") or None,
-                "custom_domain": env_str("MICROSCOPE_S3_CUSTOM_DOMAIN", "") or None,
-                "querystring_auth": env_bool("MICROSCOPE_S3_SIGNED_URLS", False),
-                "file_overwrite": True,
-            },
-        },
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+    STORAGES = s3_storages()
 
 LOGGING = {
     "version": 1,

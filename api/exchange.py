@@ -3,15 +3,18 @@
 The document carries no database ids: neurons as portable references
 (``inceptionv1/4c:447``), people as usernames, claims by their ``uid``. Import replays the
 history through the claim services (so it is validated exactly as typed-in claims are) and
-then restores the original timestamps. A claim whose uid is already here is skipped, so
-importing a document twice adds nothing.
+then restores the original timestamps. A claim whose uid is already here gets what it
+lacks (later revisions, reviews, comments), so importing a document twice adds nothing and
+a newer export brings the news. People keep the instance they come from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -28,7 +31,7 @@ from rest_framework.response import Response
 from annotations import selectors, services
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Kind, Review, Verdict
 from annotations.services import ClaimError
-from neurons.models import Model
+from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
 from people.services import profile_update
 
@@ -100,11 +103,28 @@ class ClaimDoc(serializers.Serializer):
 
 
 class PersonDoc(serializers.Serializer):
-    username = serializers.CharField(**USERNAME)
+    username = serializers.CharField(**USERNAME, help_text="how the claims below name them")
+    origin = serializers.CharField(
+        max_length=300,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="the instance they come from, when not the document's source",
+    )
+    origin_username = serializers.CharField(
+        max_length=150, required=False, default="", allow_blank=True, help_text="their name there"
+    )
     name = serializers.CharField(allow_blank=True, max_length=120, required=False, default="")
     institution = serializers.CharField(
         allow_blank=True, max_length=200, required=False, default=""
     )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        person = super().to_representation(instance)
+        if not person.get("origin"):  # a person of the document's source: no more to say
+            person.pop("origin", None)
+            person.pop("origin_username", None)
+        return person
 
 
 class ExportDoc(serializers.Serializer):
@@ -151,11 +171,14 @@ def claims_for_export(*, model: Model, viewer: AbstractBaseUser | AnonymousUser)
 
 def _person(user: AbstractBaseUser) -> dict[str, str]:
     profile = getattr(user, "profile", None)
-    return {
+    person = {
         "username": user.get_username(),
         "name": profile.name if profile else "",
         "institution": profile.institution if profile else "",
     }
+    if profile is not None and profile.origin:
+        person |= {"origin": profile.origin, "origin_username": profile.origin_username}
+    return person
 
 
 def claims_export(
@@ -247,7 +270,8 @@ def _profiles(ids: Iterable[int]) -> dict[int, AbstractBaseUser]:
 @dataclass
 class ImportReport:
     claims_created: int = 0
-    claims_skipped: int = 0
+    claims_merged: int = 0  # here already; later revisions, reviews or comments added
+    claims_skipped: int = 0  # here already, with everything the document has
     revisions: int = 0
     reviews: int = 0
     comments: int = 0
@@ -255,30 +279,77 @@ class ImportReport:
 
 
 class _People:
-    """Users by username; unknown ones are created without a password (they cannot log in
-    until someone sets one), with the name and institution the document gives."""
+    """The document's people as users here. A person of this instance (the document comes
+    from here, or names this instance as their origin) is the user of that username. A
+    person of another instance is a user of their own, ``name@host``, created once without
+    a password and found again by (origin, their username there): two labs' "alice" never
+    become one account."""
 
-    def __init__(self, people: Iterable[Mapping[str, str]], report: ImportReport) -> None:
+    def __init__(
+        self, people: Iterable[Mapping[str, str]], source: str, here: str, report: ImportReport
+    ) -> None:
         self.known = {person["username"]: person for person in people}
+        self.source, self.here = _instance(source), _instance(here)
         self.users: dict[str, AbstractBaseUser] = {}
         self.report = report
 
     def get(self, username: str) -> AbstractBaseUser:
         if username not in self.users:
-            User = get_user_model()
-            user = User.objects.filter(**{User.USERNAME_FIELD: username}).first()
-            if user is None:
-                user = User.objects.create_user(username, password=None)
-                person = self.known.get(username, {})
-                if person.get("name") or person.get("institution"):
-                    profile_update(
-                        user=user,
-                        name=person.get("name", ""),
-                        institution=person.get("institution", ""),
-                    )
-                self.report.people_created.append(username)
-            self.users[username] = user
+            person = self.known.get(username, {})
+            origin = _instance(person.get("origin") or self.source)
+            name = person.get("origin_username") or username
+            if not origin or origin == self.here:
+                self.users[username] = self._local(name, person)
+            else:
+                self.users[username] = self._foreign(origin, name, person)
         return self.users[username]
+
+    def _local(self, username: str, person: Mapping[str, str]) -> AbstractBaseUser:
+        User = get_user_model()
+        user = User.objects.filter(**{User.USERNAME_FIELD: username}).first()
+        if user is None:
+            user = self._create(username, person)
+        return user
+
+    def _foreign(self, origin: str, name: str, person: Mapping[str, str]) -> AbstractBaseUser:
+        from people.models import Profile
+
+        found = Profile.objects.filter(origin=origin, origin_username=name).first()
+        if found is not None:
+            return found.user
+        User = get_user_model()
+        host = urlsplit(origin).netloc or origin
+        base = f"{name}@{host}"[:140]
+        username, n = base, 1
+        while User.objects.filter(**{User.USERNAME_FIELD: username}).exists():
+            n += 1
+            username = f"{base}-{n}"
+        return self._create(username, person, origin=origin, origin_username=name)
+
+    def _create(
+        self,
+        username: str,
+        person: Mapping[str, str],
+        *,
+        origin: str = "",
+        origin_username: str = "",
+    ) -> AbstractBaseUser:
+        user = get_user_model().objects.create_user(username, password=None)
+        if person.get("name") or person.get("institution") or origin:
+            profile = profile_update(
+                user=user, name=person.get("name", ""), institution=person.get("institution", "")
+            )
+            if origin:
+                profile.origin, profile.origin_username = origin, origin_username
+                profile.save(update_fields=["origin", "origin_username"])
+        self.report.people_created.append(username)
+        return user
+
+
+def _instance(url: str) -> str:
+    """An instance's address, as exports name it: scheme and host, no path."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else url.strip()
 
 
 def _refused(path: str, error: ClaimError | BadReference) -> ValidationError:
@@ -288,30 +359,67 @@ def _refused(path: str, error: ClaimError | BadReference) -> ValidationError:
     return ValidationError({where: error.message})
 
 
+@dataclass
+class _Added:
+    revisions: int = 0
+    reviews: int = 0
+    comments: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.revisions or self.reviews or self.comments)
+
+
 @transaction.atomic
-def claims_import(*, document: Mapping[str, Any], importer: AbstractBaseUser) -> ImportReport:
+def claims_import(
+    *, document: Mapping[str, Any], importer: AbstractBaseUser, here: str = ""
+) -> ImportReport:
     """Take a validated export document in. All of it, or nothing (ValidationError with the
-    path of what is wrong: ``claims.3.revisions.1.expression``)."""
+    path of what is wrong: ``claims.3.revisions.1.expression``).
+
+    A claim new here is created with its history; a claim here already (by uid) gets what
+    the document has and it lacks: later revisions, reviews and comments (importing the
+    same document again adds nothing). ``here``: this instance's address, to tell its own
+    people from another instance's.
+    """
     if not importer.is_staff:
         raise ValidationError("only staff import")
     report = ImportReport()
-    people = _People(document.get("people", []), report)
-    existing = set(
-        Claim.objects.filter(uid__in=[c["uid"] for c in document["claims"]]).values_list(
-            "uid", flat=True
-        )
-    )
+    people = _People(document.get("people", []), document.get("source", ""), here, report)
+    uids = [c["uid"] for c in document["claims"]]
+    existing = {claim.uid: claim for claim in Claim.objects.filter(uid__in=uids)}
     for position, data in enumerate(document["claims"]):
-        if data["uid"] in existing:
-            report.claims_skipped += 1
-            continue
-        _claim_import(data=data, path=f"claims.{position}", people=people, importer=importer)
-        existing.add(data["uid"])
-        report.claims_created += 1
-        report.revisions += len(data["revisions"])
-        report.reviews += len(data["reviews"])
-        report.comments += len(data["comments"])
+        path = f"claims.{position}"
+        target = _target(data, path, document["model"])
+        claim = existing.get(data["uid"])
+        if claim is None:
+            existing[data["uid"]], added = _claim_import(
+                data=data, target=target, path=path, people=people, importer=importer
+            )
+            report.claims_created += 1
+        else:
+            added = _claim_merge(
+                claim=claim, data=data, path=path, people=people, importer=importer
+            )
+            if added:
+                report.claims_merged += 1
+            else:
+                report.claims_skipped += 1
+        report.revisions += added.revisions
+        report.reviews += added.reviews
+        report.comments += added.comments
     return report
+
+
+def _target(data: Mapping[str, Any], path: str, model: str) -> Neuron:
+    try:
+        target = resolve(data["target"])
+    except BadReference as exc:
+        raise _refused(f"{path}.target", exc) from None
+    if target.layer.model.slug != model:
+        raise ValidationError(
+            {f"{path}.target": f"{target.ref} is not a neuron of {model}, the document's model"}
+        )
+    return target
 
 
 def _history_import(
@@ -321,18 +429,28 @@ def _history_import(
     path: str,
     people: _People,
     importer: AbstractBaseUser,
-) -> None:
-    """The claim's later revisions and its reviews."""
-    revisions = data["revisions"]
-    # Each revision, then the reviews of it (in their order), then the next revision: the
-    # order in which the services accepted them the first time.
-    events = [(r["number"], 0, r["created"], i, "revision", r) for i, r in enumerate(revisions)]
+) -> _Added:
+    """The claim's revisions after its current one, and the reviews it does not have yet
+    (same reviewer, revision and time), in the order the services first accepted them:
+    each revision, then the reviews of it, then the next revision."""
+    have_revisions = claim.revision_number
+    have_reviews = set(
+        Review.objects.filter(claim=claim).values_list("revision__number", "reviewer", "created")
+    )
+    events = [
+        (r["number"], 0, r["created"], i, "revision", r) for i, r in enumerate(data["revisions"])
+    ]
     events += [
         (r["revision"], 1, r["created"], i, "review", r) for i, r in enumerate(data["reviews"])
     ]
+    added = _Added()
     for number, _, created, index, what, item in sorted(events, key=lambda e: e[:4]):
-        if what == "revision" and number == 1:
+        if what == "revision" and number <= have_revisions:
             continue
+        if what == "review":
+            reviewer = people.get(item["reviewer"])
+            if (number, reviewer.pk, created) in have_reviews:
+                continue
         where = f"{path}.{what}s.{index}"
         try:
             if what == "revision":
@@ -345,10 +463,11 @@ def _history_import(
                     expression=item["expression"],
                 )
                 ClaimRevision.objects.filter(claim=claim, number=number).update(created=created)
+                added.revisions += 1
             else:
                 review = services.claim_review(
                     claim=claim,
-                    reviewer=people.get(item["reviewer"]),
+                    reviewer=reviewer,
                     verdict=item["verdict"],
                     reason=item["reason"],
                     revision=number,
@@ -356,8 +475,10 @@ def _history_import(
                 Review.objects.filter(pk=review.pk).update(created=created)
                 if item["hidden"]:
                     services.content_hide(moderator=importer, content=review)
+                added.reviews += 1
         except ClaimError as exc:
             raise _refused(where, exc) from None
+    return added
 
 
 def _comments_import(
@@ -367,29 +488,35 @@ def _comments_import(
     path: str,
     people: _People,
     importer: AbstractBaseUser,
-) -> None:
+) -> int:
+    """The comments the claim does not have yet (same author and time)."""
+    have = set(Comment.objects.filter(claim=claim).values_list("author", "created"))
+    added = 0
     for index, item in enumerate(data["comments"]):
+        author = people.get(item["author"])
+        if (author.pk, item["created"]) in have:
+            continue
         try:
-            comment = services.comment_create(
-                claim=claim, author=people.get(item["author"]), body=item["body"]
-            )
+            comment = services.comment_create(claim=claim, author=author, body=item["body"])
         except ClaimError as exc:
             raise _refused(f"{path}.comments.{index}", exc) from None
         Comment.objects.filter(pk=comment.pk).update(created=item["created"])
         if item["hidden"]:
             services.content_hide(moderator=importer, content=comment)
+        added += 1
+    return added
 
 
 def _claim_import(
-    *, data: Mapping[str, Any], path: str, people: _People, importer: AbstractBaseUser
-) -> Claim:
-    try:
-        target = resolve(data["target"])
-    except BadReference as exc:
-        raise _refused(f"{path}.target", exc) from None
+    *,
+    data: Mapping[str, Any],
+    target: Neuron,
+    path: str,
+    people: _People,
+    importer: AbstractBaseUser,
+) -> tuple[Claim, _Added]:
     author = people.get(data["author"])
-    revisions = sorted(data["revisions"], key=lambda r: r["number"])
-    first = revisions[0]
+    first = min(data["revisions"], key=lambda r: r["number"])
     try:
         claim = services.claim_create(
             author=author,
@@ -403,19 +530,66 @@ def _claim_import(
         raise _refused(f"{path}.revisions.0", exc) from None
     Claim.objects.filter(pk=claim.pk).update(uid=data["uid"], created=data["created"])
     ClaimRevision.objects.filter(claim=claim, number=1).update(created=first["created"])
+    added = _history_import(claim=claim, data=data, path=path, people=people, importer=importer)
+    added.revisions += 1
+    added.comments = _comments_import(
+        claim=claim, data=data, path=path, people=people, importer=importer
+    )
+    _claim_end_state(claim=claim, data=data, author=author, importer=importer)
+    return claim, added
 
-    _history_import(claim=claim, data=data, path=path, people=people, importer=importer)
-    _comments_import(claim=claim, data=data, path=path, people=people, importer=importer)
 
-    updated = max(r["created"] for r in revisions)
+def _claim_merge(
+    *, claim: Claim, data: Mapping[str, Any], path: str, people: _People, importer: AbstractBaseUser
+) -> _Added:
+    """What the document has of a claim that this instance lacks. Its revisions up to this
+    instance's current one must be the same (else the claim was edited on both sides, and
+    the import is refused, naming the revision)."""
+    claim = Claim.objects.select_related("current_revision", "author").get(pk=claim.pk)
+    local = {r.number: r for r in claim.revisions.all()}
+    for index, item in enumerate(data["revisions"]):
+        mine = local.get(item["number"])
+        theirs = (item["label"], item["argument"], item["expression"])
+        if mine is not None and (mine.label, mine.argument, mine.expression) != theirs:
+            raise ValidationError(
+                {
+                    f"{path}.revisions.{index}": f"revision {mine.number} differs from this "
+                    "instance's: the claim was edited on both; nothing was imported"
+                }
+            )
+    before = claim.updated
+    added = _history_import(claim=claim, data=data, path=path, people=people, importer=importer)
+    added.comments = _comments_import(
+        claim=claim, data=data, path=path, people=people, importer=importer
+    )
+    ended = (data["retracted_at"] and not claim.retracted) or (data["hidden"] and not claim.hidden)
+    if added or ended:
+        _claim_end_state(
+            claim=claim, data=data, author=claim.author, importer=importer, since=before
+        )
+    return added
+
+
+def _claim_end_state(
+    *,
+    claim: Claim,
+    data: Mapping[str, Any],
+    author: AbstractBaseUser,
+    importer: AbstractBaseUser,
+    since: datetime | None = None,
+) -> None:
+    """Retracted, hidden and last updated as the document says (not before ``since``, the
+    last update here of a claim merged)."""
+    claim.refresh_from_db()
+    updated = max(r["created"] for r in data["revisions"])
     if data["retracted_at"] is not None:
-        services.claim_retract(claim=claim, author=author)
+        if not claim.retracted:
+            services.claim_retract(claim=claim, author=author)
         updated = max(updated, data["retracted_at"])
         Claim.objects.filter(pk=claim.pk).update(retracted_at=data["retracted_at"])
-    if data["hidden"]:
+    if data["hidden"] and not claim.hidden:
         services.content_hide(moderator=importer, content=claim)
-    Claim.objects.filter(pk=claim.pk).update(updated=updated)
-    return claim
+    Claim.objects.filter(pk=claim.pk).update(updated=max(updated, since or updated))
 
 
 # Views -----------------------------------------------------------------------------------------
@@ -427,7 +601,10 @@ class ExportQuery(serializers.Serializer):
 
 class ImportReportSerializer(serializers.Serializer):
     claims_created = serializers.IntegerField()
-    claims_skipped = serializers.IntegerField(help_text="already here (same uid)")
+    claims_merged = serializers.IntegerField(
+        help_text="already here (same uid); their later revisions, reviews or comments added"
+    )
+    claims_skipped = serializers.IntegerField(help_text="already here, with all the document has")
     revisions = serializers.IntegerField()
     reviews = serializers.IntegerField()
     comments = serializers.IntegerField()
@@ -486,11 +663,18 @@ class ImportApi(generics.GenericAPIView):
                 },
             )
         ],
-        description="Staff only. Claims already here (by uid) are skipped: importing the same "
-        "document twice adds nothing. All or nothing: on an error nothing is stored.",
+        description="Staff only. A claim already here (by uid) gets what the document has "
+        "and it lacks (later revisions, reviews, comments): importing the same document twice "
+        "adds nothing. People from another instance become accounts of their own "
+        "(name@host), never a local account of the same name. All or nothing: on an error "
+        "nothing is stored.",
     )
     def post(self, request: Request) -> Response:
         document = ExportDoc(data=request.data)
         document.is_valid(raise_exception=True)
-        report = claims_import(document=document.validated_data, importer=request.user)
+        report = claims_import(
+            document=document.validated_data,
+            importer=request.user,
+            here=request.build_absolute_uri("/"),
+        )
         return Response(asdict(report))

@@ -13,6 +13,10 @@ class Profile(models.Model):
     )
     name = models.CharField(max_length=120)
     institution = models.CharField(max_length=200, blank=True)
+    # A person imported from another instance: its address (the export's source) and their
+    # username there. Blank: a person of this instance. Two labs' "alice" never merge.
+    origin = models.CharField(max_length=300, blank=True)
+    origin_username = models.CharField(max_length=150, blank=True)
 
     def __str__(self) -> str:
         return self.name

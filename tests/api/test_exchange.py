@@ -112,6 +112,7 @@ def test_an_export_and_import_round_trip_and_a_second_import_adds_nothing(
     assert report.status_code == 200, report.json()
     assert report.json() == {
         "claims_created": 3,
+        "claims_merged": 0,
         "claims_skipped": 0,
         "revisions": 4,
         "reviews": 3,
@@ -194,3 +195,91 @@ def test_the_export_costs_the_same_queries_for_many_claims(
         services.comment_create(claim=claim, author=bob, body="more")
     with django_assert_max_num_queries(12):
         assert len(api.get("/api/v1/export/?model=inceptionv1").json()["claims"]) == 13
+
+
+def test_a_newer_export_brings_later_revisions_reviews_and_comments_and_only_once(
+    history: list[Claim],
+    client_for: Callable[[User], APIClient],
+    staff: User,
+    alice: User,
+    bob: User,
+) -> None:
+    as_staff = client_for(staff)
+    older = as_staff.get("/api/v1/export/?model=inceptionv1").json()
+    circuit = history[0]
+    services.claim_update(
+        claim=circuit, author=alice, based_on=2, label="cars", argument="third thoughts",
+        expression="4c:447 = 0.5*4b:373 + 4b:237",
+    )  # fmt: skip
+    services.claim_review(claim=circuit, reviewer=bob, verdict="support", reason="still ok")
+    services.comment_create(claim=circuit, author=bob, body="Later.")
+    newer = as_staff.get("/api/v1/export/?model=inceptionv1").json()
+    wipe()
+    curator = client_for(User.objects.create_user("curator2", is_staff=True))
+    assert curator.post("/api/v1/import/", older, format="json").status_code == 200
+
+    report = curator.post("/api/v1/import/", newer, format="json").json()
+    assert (report["claims_created"], report["claims_merged"], report["claims_skipped"]) == (
+        0,
+        1,
+        2,
+    )
+    assert (report["revisions"], report["reviews"], report["comments"]) == (1, 1, 1)
+    assert report["people_created"] == []
+    assert comparable(curator.get("/api/v1/export/?model=inceptionv1").json()) == comparable(newer)
+
+    again = curator.post("/api/v1/import/", newer, format="json").json()
+    assert (again["claims_merged"], again["claims_skipped"], again["reviews"]) == (0, 3, 0)
+
+
+def test_a_claim_edited_on_both_instances_is_refused_naming_the_revision(
+    history: list[Claim], client_for: Callable[[User], APIClient], staff: User
+) -> None:
+    as_staff = client_for(staff)
+    document = as_staff.get("/api/v1/export/?model=inceptionv1").json()
+    document["claims"][0]["revisions"][1]["argument"] = "edited elsewhere"
+    response = as_staff.post("/api/v1/import/", document, format="json")
+    assert response.status_code == 400
+    assert "claims.0.revisions.1" in response.json()["error"]["fields"]
+
+
+def test_people_of_another_instance_never_become_the_local_account_of_that_name(
+    history: list[Claim], client_for: Callable[[User], APIClient], staff: User
+) -> None:
+    as_staff = client_for(staff)
+    document = as_staff.get("/api/v1/export/?model=inceptionv1").json()
+    document["source"] = "https://lab-a.example/api/v1/export/"
+    wipe()
+    local_alice = User.objects.create_user("alice", password="pw-local-alice-1")
+    curator = client_for(User.objects.create_user("curator2", is_staff=True))
+    report = curator.post("/api/v1/import/", document, format="json").json()
+    assert report["people_created"] == [
+        "alice@lab-a.example", "bob@lab-a.example", "carol@lab-a.example"
+    ]  # fmt: skip
+    imported = User.objects.get(username="alice@lab-a.example")
+    assert imported.profile.origin == "https://lab-a.example/"
+    assert imported.profile.origin_username == "alice" and imported.profile.institution == "Oxford"
+    assert not Claim.objects.filter(author=local_alice).exists()
+    assert Claim.objects.filter(author=imported).count() == 1
+
+    # Exported again from here, they keep their origin, and come back to the same accounts.
+    exported = curator.get("/api/v1/export/?model=inceptionv1").json()
+    person = next(p for p in exported["people"] if p["username"] == "alice@lab-a.example")
+    assert (person["origin"], person["origin_username"]) == ("https://lab-a.example/", "alice")
+    Claim.objects.update(current_revision=None)
+    for model in (Review, Comment, ClaimTerm, ClaimRevision, Claim):
+        model.objects.all().delete()
+    again = curator.post("/api/v1/import/", exported, format="json").json()
+    assert again["people_created"] == [] and again["claims_created"] == 3
+
+
+def test_a_claim_on_a_neuron_of_another_model_is_refused(
+    history: list[Claim], client_for: Callable[[User], APIClient], staff: User, mobilenet: Model
+) -> None:
+    as_staff = client_for(staff)
+    document = as_staff.get("/api/v1/export/?model=inceptionv1").json()
+    document["claims"][2]["target"] = "mobilenet_v2/features_3:1"
+    document["claims"][2]["uid"] = "2f1c8f0e-5d7b-4c0e-9a55-8f1f7f0b9c11"
+    response = as_staff.post("/api/v1/import/", document, format="json")
+    assert response.status_code == 400
+    assert "not a neuron of inceptionv1" in response.json()["error"]["fields"]["claims.2.target"][0]

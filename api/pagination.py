@@ -3,8 +3,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
+
+
+def checked_page_size(request: Request, param: str, largest: int) -> int | None:
+    """The page size asked for, None if none; a 400 naming it when it is not 1-``largest``."""
+    text = request.query_params.get(param)
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= largest:
+        raise ValidationError({param: [f"a whole number from 1 to {largest}, not {text!r}"]})
+    return int(text)
 
 
 class Cursor(CursorPagination):
@@ -17,6 +28,10 @@ class Cursor(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
     ordering = "-created"
+
+    def get_page_size(self, request: Request) -> int:
+        asked = checked_page_size(request, self.page_size_query_param, self.max_page_size)
+        return asked or self.page_size
 
     def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> tuple[str, ...]:
         ordering = getattr(view, "cursor_ordering", None) or self.ordering

@@ -273,6 +273,9 @@ def test_bad_filters_are_400s_naming_the_parameter(api: APIClient, inceptionv1: 
         "status=great": "status",
         "ordering=id": "ordering",
         "author=%00": "author",
+        "page_size=true": "page_size",
+        "page_size=0": "page_size",
+        "page_size=501": "page_size",
     }
     for query, field in cases.items():
         response = api.get(f"/api/v1/claims/?{query}")

@@ -268,6 +268,23 @@ def test_staff_hide_a_claim_and_others_see_only_that_it_was_hidden(
     assert Claim.objects.filter(pk=claim.pk).exists()
 
 
+def test_a_hidden_claim_takes_no_review_or_comment_from_the_forms(
+    claim: Claim, staff: User, colleague: User
+) -> None:
+    client_for(staff).post(f"/claims/{claim.pk}/hide/", {"hidden": "on"})
+    counts = Claim.objects.values_list("support_count", "dispute_count").get(pk=claim.pk)
+    review = {"revision": "1", "verdict": "support", "reason": "looks right"}
+    member = client_for(colleague)
+    assert member.post(f"/claims/{claim.pk}/review/", review).status_code == 404
+    assert member.post(f"/claims/{claim.pk}/comment/", {"body": "hi"}).status_code == 404
+    moderator = client_for(staff)
+    refused = moderator.post(f"/claims/{claim.pk}/review/", review)
+    assert refused.status_code == 400 and "hidden by a moderator" in refused.content.decode()
+    assert moderator.post(f"/claims/{claim.pk}/comment/", {"body": "hi"}).status_code == 400
+    assert not Review.objects.exists() and not claim.comments.exists()
+    assert Claim.objects.values_list("support_count", "dispute_count").get(pk=claim.pk) == counts
+
+
 def test_every_write_needs_the_csrf_token(claim: Claim, colleague: User) -> None:
     client = client_for(colleague, csrf=True)
     before = _snapshot()

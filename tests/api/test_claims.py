@@ -319,3 +319,18 @@ def test_the_claim_list_costs_the_same_queries_for_many_claims(
     with django_assert_max_num_queries(6):
         body = api.get("/api/v1/claims/?neuron=inceptionv1/4b:373&author=bob").json()
         assert len(body["results"]) == 6
+
+
+def test_a_coefficient_too_large_to_store_is_refused_and_nothing_breaks(
+    as_alice: APIClient, api: APIClient, staff: User, client_for: ClientFor
+) -> None:
+    body = {**CIRCUIT, "expression": "4c:447 = " + "9" * 309 + "*4b:373"}
+    response = as_alice.post("/api/v1/claims/", body, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "expression" in error["fields"] and "is not allowed" in error["message"]
+    assert not Claim.objects.exists()
+    post_claim(as_alice, {**CIRCUIT, "expression": "4c:447 = 0.00005*4b:373 + 4b:237"})
+    for client in (api, client_for(staff)):
+        assert client.get("/api/v1/claims/").status_code == 200
+        assert client.get("/api/v1/export/?model=inceptionv1").status_code == 200

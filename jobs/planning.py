@@ -29,7 +29,6 @@ from render import catalog
 
 __all__ = [
     "FEATUREVIS_KINDS",
-    "PAGE_KINDS",
     "RenderPlan",
     "render_job_create",
     "render_request",
@@ -37,8 +36,7 @@ __all__ = [
 ]
 
 FEATUREVIS_KINDS = tuple(OBJECTIVE_BY_KIND)
-PAGE_KINDS = selectors.PAGE_KINDS
-PAGE_FEATUREVIS_KINDS = tuple(kind for kind in PAGE_KINDS if kind in FEATUREVIS_KINDS)
+PAGE_FEATUREVIS_KINDS = tuple(k for k in selectors.PAGE_KINDS if k in FEATUREVIS_KINDS)
 
 
 def _channel_range(channels: range, layer: Layer | None, *, clip: bool = False) -> range:
@@ -310,7 +308,7 @@ def render_request_neuron(
         kinds = PAGE_FEATUREVIS_KINDS
     if kinds is None:
         have = selectors.artifact_kinds_of(neuron=neuron)
-        kinds = [kind for kind in PAGE_KINDS if kind not in have]
+        kinds = [kind for kind in selectors.PAGE_KINDS if kind not in have]
         weights_wanted = selectors.weights_missing(neuron=neuron)
     elif ArtifactKind.WEIGHTS in kinds:
         weights_wanted = [up for up in selectors.weights_layers(neuron=neuron).values() if up]

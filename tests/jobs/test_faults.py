@@ -212,35 +212,44 @@ def assert_each_artifact_once_and_none_redone(
         assert after[key] == row  # the same row, made before the fault
 
 
-def test_the_whole_worker_killed_and_restarted_at_once_on_redis(
-    layer: Layer, redis: Redis, workers: list[Worker], tmp_path: Path
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """This test's own Redis, or the machine's RabbitMQ (its "gpu" queue purged)."""
+    if request.param == "rabbitmq":
+        url, port = RABBITMQ
+        if not answers(port):
+            pytest.skip("no RabbitMQ on 127.0.0.1:5672")
+        purge(url)
+        yield url
+        return
+    yield request.getfixturevalue("redis").url
+
+
+def test_the_whole_worker_killed_and_restarted_at_once(
+    layer: Layer, broker: str, workers: list[Worker], tmp_path: Path
 ) -> None:
-    workers.append(Worker(redis.url, tmp_path, "first"))
-    job = publish(redis.url, range(CHANNELS), layer)
+    workers.append(Worker(broker, tmp_path, "first"))
+    job = publish(broker, range(CHANNELS), layer)
     when_rendering(job, workers)
     before = rendered(job)
     workers[0].kill()
     fault = time.monotonic()
-    workers.append(Worker(redis.url, tmp_path, "second"))  # as a supervisor restarts it
-    ends_done(job, workers, fault, "worker killed (SIGKILL, all its processes), Redis")
+    workers.append(Worker(broker, tmp_path, "second"))  # as a supervisor restarts it
+    ends_done(job, workers, fault, f"worker killed (SIGKILL, all its processes), {broker}")
     assert job.attempts == 2  # taken over once
     assert_each_artifact_once_and_none_redone(job, before)
 
 
-def test_the_pool_process_killed_on_rabbitmq(
-    layer: Layer, workers: list[Worker], tmp_path: Path
+def test_the_pool_process_killed(
+    layer: Layer, broker: str, workers: list[Worker], tmp_path: Path
 ) -> None:
-    url, port = RABBITMQ
-    if not answers(port):
-        pytest.skip("no RabbitMQ on 127.0.0.1:5672")
-    purge(url)
-    workers.append(Worker(url, tmp_path, "rabbit"))
-    job = publish(url, range(CHANNELS), layer)
+    workers.append(Worker(broker, tmp_path, "pool"))
+    job = publish(broker, range(CHANNELS), layer)
     when_rendering(job, workers)
     before = rendered(job)
     os.kill(workers[0].pool_pid(), signal.SIGKILL)
     fault = time.monotonic()
-    ends_done(job, workers, fault, "pool process killed (SIGKILL), RabbitMQ")
+    ends_done(job, workers, fault, f"pool process killed (SIGKILL), {broker}")
     assert job.attempts == 2
     assert_each_artifact_once_and_none_redone(job, before)
 

@@ -31,7 +31,7 @@ class AnnotationsConfig(AppConfig):
                 "circuit evidence",
                 kinds.Target.NEURON,
                 evidence_job_params,
-                "annotations.executors:evidence_run",
+                "annotations.executors.evidence_run",
                 requestable=False,
             )
         )

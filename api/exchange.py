@@ -33,6 +33,7 @@ from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Kind, R
 from annotations.services import ClaimError
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
+from people.models import Profile
 from people.services import profile_update
 
 FORMAT = "microscope-claims"
@@ -312,8 +313,6 @@ class _People:
         return user
 
     def _foreign(self, origin: str, name: str, person: Mapping[str, str]) -> AbstractBaseUser:
-        from people.models import Profile
-
         found = Profile.objects.filter(origin=origin, origin_username=name).first()
         if found is not None:
             return found.user

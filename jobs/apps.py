@@ -11,7 +11,7 @@ class JobsConfig(AppConfig):
         from jobs import kinds, params
         from jobs.models import ArtifactKind
 
-        featurevis = "jobs.executors.featurevis:featurevis_run"
+        featurevis = "jobs.executors.featurevis.featurevis_run"
         for kind in (
             ArtifactKind.FEATUREVIS,
             ArtifactKind.FEATUREVIS_NEURON,
@@ -33,7 +33,7 @@ class JobsConfig(AppConfig):
                 ArtifactKind.EXAMPLES.label,
                 kinds.Target.LAYER_OR_MODEL,
                 params.examples_job_params,
-                "jobs.executors.examples:examples_run",
+                "jobs.executors.examples.examples_run",
             )
         )
         kinds.register(
@@ -42,6 +42,6 @@ class JobsConfig(AppConfig):
                 ArtifactKind.WEIGHTS.label,
                 kinds.Target.WHOLE_LAYER,
                 params.weights_job_params,
-                "jobs.executors.weights:weights_run",
+                "jobs.executors.weights.weights_run",
             )
         )

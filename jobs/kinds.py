@@ -9,14 +9,13 @@ nothing of what a kind is about: its function is a dotted path, imported on firs
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
     from jobs.models import RenderJob
@@ -58,8 +57,9 @@ class JobKind:
     # Checks and completes the params given for a job; raises ValidationError
     # ({field: message}). What it returns is stored on the job.
     params: Callable[[Mapping[str, Any]], dict[str, Any]]
-    # "package.module:function" called as function(job=job, progress=progress) in a
-    # worker; it raises RenderFailure with a reason a person can act on.
+    # "package.module.function" called as function(job=job, progress=progress) in a
+    # worker (imported by django.utils.module_loading.import_string on first use); it
+    # raises RenderFailure with a reason a person can act on.
     run: str
     # Whether pages, the API and the render command may ask for it (evidence is made for
     # each circuit claim instead).
@@ -100,15 +100,9 @@ def choices(*, requestable: bool = False) -> list[tuple[str, str]]:
     return [(k.name, k.label) for k in _KINDS.values() if k.requestable or not requestable]
 
 
-@cache
-def _imported(path: str) -> Callable[..., None]:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def executor(job: RenderJob) -> Callable[..., None]:
     """The function that does a job of this kind (imported on first use)."""
     kind = _KINDS.get(job.kind)
     if kind is None:
         raise RenderFailure(f"no worker code for job kind {job.kind!r} on this worker")
-    return _imported(kind.run)
+    return import_string(kind.run)

@@ -42,41 +42,38 @@ def render_task(self: Task, job_id: int) -> str:
 
 
 _sweeping = threading.Event()
+_stop = threading.Event()
 
 
-def _sweep_forever(stop: threading.Event) -> None:
+def _sweep() -> None:
     from django.db import connection
 
     from jobs.lifecycle import render_job_sweep
 
-    while not stop.wait(settings.MICROSCOPE_JOB_SWEEP_SECONDS):
-        try:
-            found = render_job_sweep()
-            if any(found.values()):
-                logger.warning("job sweep: %s", found)
-        except Exception:  # the database or the broker is away: try again next time
-            logger.warning("job sweep failed", exc_info=True)
-            connection.close()
+    try:
+        found = render_job_sweep()
+        if any(found.values()):
+            logger.warning("job sweep: %s", found)
+    except Exception:  # the database or the broker is away: try again next time
+        logger.warning("job sweep failed", exc_info=True)
+        connection.close()
+
+
+def _sweep_forever() -> None:
+    from django.db import connection
+
+    while not _stop.wait(settings.MICROSCOPE_JOB_SWEEP_SECONDS):
+        _sweep()
     connection.close()
-
-
-_stop = threading.Event()
 
 
 @worker_ready.connect
 def start_sweeping(**_: object) -> None:
     """A worker sweeps the jobs as it starts, then every MICROSCOPE_JOB_SWEEP_SECONDS."""
-    from jobs.lifecycle import render_job_sweep
-
-    try:
-        render_job_sweep()
-    except Exception:
-        logger.warning("job sweep failed", exc_info=True)
+    _sweep()
     if not _sweeping.is_set():
         _sweeping.set()
-        threading.Thread(
-            target=_sweep_forever, args=(_stop,), name="job-sweep", daemon=True
-        ).start()
+        threading.Thread(target=_sweep_forever, name="job-sweep", daemon=True).start()
 
 
 @worker_shutdown.connect

@@ -33,8 +33,8 @@ class Command(BaseCommand):
         username = options["username"]
         user_model = get_user_model()
         try:
+            # The field's validators: its characters (username_validator) and its length.
             user_model._meta.get_field("username").run_validators(username)
-            user_model.username_validator(username)
         except ValidationError as exc:
             raise CommandError(f"username {username!r}: {' '.join(exc.messages)}") from None
         if user_model.objects.filter(username=username).exists():

@@ -1,8 +1,11 @@
 """Circuit evidence, as workers compute it (torch): a claim's revision tested against the
-model over its target's top dataset examples. The job kind is declared in
-``annotations.apps``; ``jobs`` runs it without knowing what a claim is."""
+model over its target's top dataset examples and a random sample of the corpus. The job
+kind is declared in ``annotations.apps``; ``jobs`` runs it without knowing what a claim
+is."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,6 +15,7 @@ from PIL import Image
 import render
 from annotations import services as claims
 from annotations.models import Evidence, Role
+from jobs import params as jobs_params
 from jobs import worker
 from jobs.kinds import Progress, RenderFailure
 from jobs.models import Artifact, ArtifactKind, RenderJob
@@ -19,6 +23,7 @@ from jobs.planning import render_job_create
 from jobs.runner import failure_reason, render_job_execute
 from neurons.models import Model, Neuron
 from render.evidence import Component, circuit_evidence
+from render.examples import list_images, load_image
 
 
 def _target_examples(target: Neuron, model: Model) -> Artifact:
@@ -53,8 +58,14 @@ def _target_examples(target: Neuron, model: Model) -> Artifact:
     return found
 
 
-def _example_batch(entries: list[dict], input_size: int) -> torch.Tensor:
-    """The stored example images (as the model saw them), [N, 3, H, W] in [0, 1]."""
+def _swept_batch(root: Path, names: list[str], input_size: int) -> torch.Tensor:
+    """Corpus images exactly as the sweep fed them to the model, [N, 3, S, S] in [0, 1]."""
+    return torch.stack([load_image(root / name, input_size) for name in names])
+
+
+def _stored_batch(entries: list[dict], input_size: int) -> torch.Tensor:
+    """The stored copies of example images (JPEGs of what the model saw), where the
+    corpus is not on this worker."""
     tensors = []
     for entry in entries:
         with default_storage.open(entry["file"]) as handle, Image.open(handle) as image:
@@ -66,6 +77,26 @@ def _example_batch(entries: list[dict], input_size: int) -> torch.Tensor:
             )[0]
         tensors.append(tensor)
     return torch.stack(tensors)
+
+
+def _images(
+    examples: Artifact, input_size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, object]]:
+    """The target's top examples and as many other corpus images drawn at random (seeded),
+    as the sweep read them; where the corpus is not here, the stored copies of the top
+    examples and no random sample. Also what to record of them."""
+    entries = examples.data["top"]
+    names = [e["image"] for e in entries]
+    root = jobs_params.corpus_path(examples.data.get("corpus", ""))
+    if not all((root / name).is_file() for name in names):
+        top = _stored_batch(entries, input_size)
+        return top, None, {"images_from": "stored copies", "random_images": []}
+    others = [n for n in list_images(root) if n not in set(names)]
+    rng = np.random.default_rng(seed)
+    picked = sorted(rng.choice(others, size=min(len(names), len(others)), replace=False))
+    sample = _swept_batch(root, picked, input_size) if picked else None
+    top = _swept_batch(root, names, input_size)
+    return top, sample, {"images_from": "corpus", "random_images": list(picked)}
 
 
 def evidence_run(*, job: RenderJob, progress: Progress) -> None:
@@ -100,8 +131,9 @@ def evidence_compute(*, evidence: Evidence, progress: Progress) -> None:
         raise RenderFailure(f"{target.short_ref} has no dataset examples to test the claim on")
     progress(1, 3)
     device, loaded = worker.network(model)
-    images = _example_batch(entries, examples.data.get("input_size", model.input_size))
     params = dict(evidence.params)
+    size = examples.data.get("input_size", model.input_size)
+    images, sample, used = _images(examples, size, params["seed"])
     try:
         result = circuit_evidence(
             loaded.model,
@@ -109,6 +141,7 @@ def evidence_compute(*, evidence: Evidence, progress: Progress) -> None:
             (target.layer.name, target.index),
             components,
             loaded.organism.preprocess(images.to(device)),
+            random_images=None if sample is None else loaded.organism.preprocess(sample.to(device)),
             seed=params["seed"],
             random_draws=params["random_draws"],
             reduce=params["reduce"],
@@ -124,6 +157,7 @@ def evidence_compute(*, evidence: Evidence, progress: Progress) -> None:
         corpus=examples.data.get("corpus", ""),
         images=[{"image": e["image"], "file": e["file"], "value": e["value"]} for e in entries],
         device=device,
+        **used,
     )
     claims.evidence_store(
         evidence_id=evidence.pk, params=params, result=result.to_dict(), verdict=result.verdict

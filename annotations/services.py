@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -381,7 +382,6 @@ def claim_status_refresh(*, claim: Claim) -> None:
 # Evidence: what the model itself says about a circuit claim -----------------------------
 
 EVIDENCE_SEED = 0
-EVIDENCE_DRAWS = 20  # random channel sets of the ablation baseline
 EVIDENCE_REDUCE = "max"  # the target's activation per image: its spatial max, as examples rank
 
 
@@ -399,7 +399,7 @@ def evidence_request(*, revision: ClaimRevision) -> Evidence | None:
     params = {
         "expression": revision.expression,
         "seed": EVIDENCE_SEED,
-        "random_draws": EVIDENCE_DRAWS,
+        "random_draws": settings.MICROSCOPE_EVIDENCE_DRAWS,
         "reduce": EVIDENCE_REDUCE,
         "weights_sha256": model.weights_sha256,
     }

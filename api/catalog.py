@@ -15,7 +15,7 @@ from rest_framework.reverse import reverse
 
 from api.jobs import RenderJobSerializer
 from jobs.models import Artifact
-from jobs.selectors import Example, NeuronVisuals, neuron_visuals
+from jobs.selectors import Connections, Example, NeuronVisuals, neuron_visuals, neuron_weights
 from neurons import selectors
 from neurons.models import Layer, Model, Neuron
 
@@ -92,8 +92,11 @@ class NeuronSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(obj.get_absolute_url())
 
     def get_api_url(self, obj: Neuron) -> str:
-        path = f"/api/v1/neurons/{obj.layer.model.slug}/{obj.layer.name}/{obj.index}/"
-        return self.context["request"].build_absolute_uri(path)
+        return self.context["request"].build_absolute_uri(_neuron_api_path(obj))
+
+
+def _neuron_api_path(neuron: Neuron) -> str:
+    return f"/api/v1/neurons/{neuron.layer.model.slug}/{neuron.layer.name}/{neuron.index}/"
 
 
 class ModelListApi(generics.ListAPIView):
@@ -158,8 +161,34 @@ class ImagesSerializer(serializers.Serializer):
     histogram = HistogramSerializer(allow_null=True, help_text="of the activations over the corpus")
 
 
+class LinkSerializer(serializers.Serializer):
+    ref = serializers.CharField(help_text="the neuron at the other end, e.g. f11:44")
+    api_url = serializers.CharField(allow_null=True)
+    channel = serializers.IntegerField()
+    rank = serializers.IntegerField(help_text="1 = strongest")
+    strength = serializers.FloatField(help_text="L2 norm of the expanded weights")
+    sign = serializers.IntegerField(help_text="+1 raises the neuron on the data, -1 lowers it")
+    skip = serializers.BooleanField(help_text="the namesake, also joined by an identity skip")
+
+
+class ConnectionsSerializer(serializers.Serializer):
+    layer = serializers.CharField(allow_null=True, help_text="the layer at the other end")
+    computed = serializers.BooleanField()
+    count = serializers.IntegerField(help_text="channels ranked")
+    links = LinkSerializer(many=True)
+
+
+class StrongestSerializer(serializers.Serializer):
+    inputs = ConnectionsSerializer()
+    outputs = ConnectionsSerializer()
+    weights_missing = serializers.CharField()
+
+
 class NeuronDetailSerializer(NeuronSerializer):
     images = serializers.SerializerMethodField()
+    connections = serializers.SerializerMethodField(
+        help_text="strongest inputs and outputs by expanded weights, as the page shows them"
+    )
     missing = serializers.ListField(
         child=serializers.CharField(), source="visuals.missing", help_text="not rendered yet"
     )
@@ -173,6 +202,7 @@ class NeuronDetailSerializer(NeuronSerializer):
         fields = [
             *NeuronSerializer.Meta.fields,
             "images",
+            "connections",
             "missing",
             "cannot_render",
             "jobs",
@@ -208,6 +238,37 @@ class NeuronDetailSerializer(NeuronSerializer):
             "histogram": (
                 {"counts": histogram["counts"], "edges": histogram["edges"]} if histogram else None
             ),
+        }
+
+    @extend_schema_field(StrongestSerializer)
+    def get_connections(self, neuron: Neuron) -> dict[str, object]:
+        weights = neuron_weights(neuron=neuron)
+
+        def side(connections: Connections) -> dict[str, object]:
+            return {
+                "layer": connections.layer.name if connections.layer is not None else None,
+                "computed": connections.computed,
+                "count": connections.count,
+                "links": [
+                    {
+                        "ref": link.ref,
+                        "api_url": (
+                            self._absolute(_neuron_api_path(link.neuron)) if link.neuron else None
+                        ),
+                        "channel": link.channel,
+                        "rank": link.rank,
+                        "strength": link.strength,
+                        "sign": link.sign,
+                        "skip": link.skip,
+                    }
+                    for link in connections.links
+                ],
+            }
+
+        return {
+            "inputs": side(weights.inputs),
+            "outputs": side(weights.outputs),
+            "weights_missing": weights.weights_missing,
         }
 
     def get_claims_url(self, neuron: Neuron) -> str:

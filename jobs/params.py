@@ -76,12 +76,16 @@ def corpus_path(corpus: str) -> Path:
     return path if path.is_absolute() else Path(settings.BASE_DIR) / path
 
 
-def weights_params(*, top: int = WEIGHTS_TOP) -> dict[str, Any]:
-    """A weights job's parameters: how many connections to keep per neuron and direction."""
+def weights_params(*, top: int = WEIGHTS_TOP, corpus: str | None = None) -> dict[str, Any]:
+    """A weights job's parameters: how many connections to keep per neuron and direction,
+    and the corpus (a folder as the workers see it) whose images give the signs."""
     top = _number("top", top, int)
     if not 1 <= top <= WEIGHTS_TOP_MAX:
         raise ValidationError({"params": f"top must be 1-{WEIGHTS_TOP_MAX}, got {top}"})
-    return {"top": top}
+    corpus = corpus or settings.MICROSCOPE_EXAMPLES_DIR
+    if not isinstance(corpus, str):
+        raise ValidationError({"params": "corpus must be a folder's path"})
+    return {"top": top, "corpus": corpus}
 
 
 # The checks of the job kinds (jobs.kinds.JobKind.params): a job's stored params.
@@ -96,7 +100,7 @@ def examples_job_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def weights_job_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    return weights_params(**_picked(params, ("top",)))
+    return weights_params(**_picked(params, ("top", "corpus")))
 
 
 # --- identities -------------------------------------------------------------------------
@@ -154,6 +158,10 @@ def weights_identity(
         "direction": direction,
         "channel": channel,
         "top": params["top"],
+        # Signs and heat maps are what each input adds at the upper unit's peaks on these
+        # images (render.weights.contribution_maps).
+        "signs": "peak contribution",
+        "corpus": params.get("corpus", ""),
         "code_version": render.CODE_VERSION,
     }
 

@@ -207,6 +207,7 @@ class Link:
     rank: int
     heatmap: str  # data: URI
     kernel_size: tuple[int, int]
+    skip: bool = False  # the namesake, joined by an identity skip
 
     @property
     def excitatory(self) -> bool:
@@ -297,6 +298,7 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
                     rank=entry["rank"],
                     heatmap=entry["heatmap"],
                     kernel_size=tuple(artifact.data["kernel_size"]),
+                    skip=bool(entry.get("skip")),
                 )
             )
     return result

@@ -232,6 +232,9 @@ MICROSCOPE_RENDER_SIZE = env_int("MICROSCOPE_RENDER_SIZE", 128)
 MICROSCOPE_EXAMPLES_BATCH = env_int("MICROSCOPE_EXAMPLES_BATCH", 32)
 # The corpus the neuron page's button sweeps (relative paths are relative to the project).
 MICROSCOPE_EXAMPLES_DIR = env_str("MICROSCOPE_EXAMPLES_DIR", "demo/photos")
+# Random channels (or channel sets) per baseline of a circuit claim's evidence: p-values
+# are (k + 1) / (n + 1), so n = 100 resolves p down to 0.0099.
+MICROSCOPE_EVIDENCE_DRAWS = env_int("MICROSCOPE_EVIDENCE_DRAWS", 100)
 # A running job whose heartbeat (written every sixth of this) is older than this belongs to
 # a dead worker: every worker sweeps the jobs every MICROSCOPE_JOB_SWEEP_SECONDS and queues
 # such a job again. A queued job unclaimed for MICROSCOPE_JOB_REPUBLISH_SECONDS (doubling

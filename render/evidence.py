@@ -1,34 +1,50 @@
 """Tests of a circuit claim ``target = sum_i c_i * component_i``.
 
-Three independent kinds of evidence, each a number a reviewer can weigh:
+A claim says more than "these channels matter": each coefficient's sign says whether its
+component excites the target (removing it should lower the target) or inhibits it
+(removing it should raise the target). Every number below is computed from the model on
+images; README's "Evidence" section says what each one means and where it stops.
 
 - **connection**: the expanded weights (:mod:`render.weights`) from each component into
-  the target: strength (L2 norm of the kernel), sign, rank among all the channels of the
-  component's layer and the percentile that rank puts it in. Components may sit in any
-  significant layer below the target's; everything in between is linearized.
-- **ablation**: the target's activation on the given images, reduced over positions by
-  its spatial **max** (how dataset examples are ranked; ``reduce="mean"`` for the mean)
-  and averaged over images. Its *relative drop* when the components' channels are set
-  to 0 (all together, and each alone) is ``1 - mean(ablated) / mean(intact)``: a ratio
-  of means, because per-image ratios blow up on images where the target is barely
-  active. The baseline zeroes as many random channels of the same layers, never the
-  components themselves, ``random_draws`` times (seeded): mean, std, and the fraction of
-  draws that removed at least as much as the components did.
-- **sufficiency**: how much of the target's activation a linear function of the
-  components' activations explains: R^2 of a least-squares fit (free coefficients plus
-  an intercept) over every image and position of the target's grid, and R^2 of the
-  claimed combination ``sum_i c_i * component_i`` (with a fitted scale and intercept).
-  A component on a different grid is resampled to the target's (bilinear, antialiased).
-  The fit is pointwise: it sees each component at the target's own position, not the
-  neighbourhood its kernel covers, so spatially structured circuits score lower here
-  than their ablation suggests.
+  the target: strength (L2 norm of the kernel), rank among all the channels of the
+  component's layer, and its *contribution*: the kernel times the component's activation
+  under the target's receptive field at the target's peak, averaged over the top
+  examples (the linearized path's gradient times input); its sign is the connection's.
+  Where the target's block has an identity skip (MobileNetV2's inverted residuals), the
+  target's namesake below reaches it through the skip: its strength and rank are also
+  given over the learned path alone (the skip's 1 taken out).
+- **ablation**, over each image set (the target's top dataset examples; a random sample
+  of the corpus, reported apart): the target's activation reduced over positions by its
+  spatial max (``reduce="mean"`` for the mean) and averaged over images. Zeroing channels
+  changes it by a *relative drop* ``1 - mean(ablated) / mean(intact)`` (negative: it
+  rises), with a 95% bootstrap interval over images. Each component is zeroed alone, and
+  the components of one claimed sign together. Each is compared with random channels of
+  the same layers (never a component, never the target's skip namesake): single channels
+  for a component (every eligible one where there are few), sets of the same size for a
+  group. The p-value is ``(k + 1) / (n + 1)``, ``k`` of ``n`` random draws changing the
+  target at least as much in the claimed direction. A skip namesake's effect is also
+  measured over its learned path alone: the skip's copy of it is added back.
+- **sufficiency**: R^2 of a least-squares fit of the target on the components' activations
+  (free coefficients plus an intercept) over every image and position of the target's
+  grid, and R^2 of the claimed combination ``sum_i c_i * component_i`` with a scale that
+  may not be negative (``claimed_scale`` is the unconstrained one: negative where the
+  claim has the signs backwards). A component on a different grid is resampled to the
+  target's (bilinear, antialiased). The fit is pointwise, so spatially structured circuits
+  score lower here than their ablation suggests.
 
-Channels are zeroed by forward hooks on the components' modules, removed afterwards.
-All ablations run in one forward pass per chunk of images: the first hooked layer
-repeats its output once per variant (intact, all, each, random draws) and applies
-each variant's mask, so the layers below it run once. Where a network merges a tensor
-from below the component layers with one above them (the batch sizes then disagree),
-the variants run one pass each instead.
+Findings: a component or group *agrees* where its p-value is at most ``ALPHA`` and its
+bootstrap interval excludes zero on the claimed side; it *contradicts* the claim where the
+same holds on the opposite side; else it does *nothing* measurable. The outcome: supported
+(everything agrees), partly supported (some agree, the rest do nothing), contradicted
+(something contradicts), skip only (only a skip namesake agrees, and only through the
+skip), not supported, or silent (the target does not fire on the images).
+
+Channels are zeroed by forward hooks on the components' modules, removed afterwards. All
+variants (intact, each test, every random draw) run in one forward pass per chunk of
+images: the first hooked layer repeats its output once per variant and applies each
+variant's mask, so the layers below it run once. Where a network merges a tensor from
+below the component layers with one above them (the batch sizes then disagree), the
+variants run one pass each instead.
 """
 
 from __future__ import annotations
@@ -45,16 +61,23 @@ from torch import nn
 
 from render.hooks import stop_after
 from render.organisms import LayerDecl, Organism
-from render.weights import expanded_weights, input_ranking
+from render.weights import expanded_weights, identity_skip, input_ranking, peak_contributions
 
 __all__ = [
+    "ALPHA",
     "AblationEvidence",
+    "Baseline",
     "CircuitEvidence",
     "Component",
     "ConnectionEvidence",
     "SufficiencyEvidence",
+    "Test",
     "circuit_evidence",
 ]
+
+ALPHA = 0.05  # the p-value at or under which an effect counts
+BOOTSTRAP = 1000  # resamples of the images for each interval
+AGREES, CONTRADICTS, NOTHING, SILENT = "agrees", "contradicts", "nothing", "silent"
 
 
 @dataclass(frozen=True)
@@ -71,24 +94,61 @@ class ConnectionEvidence:
     layer: str
     channel: int
     coefficient: float
-    strength: float  # L2 norm of the expanded-weight kernel into the target
-    sign: int  # +1 excitatory, -1 inhibitory (sign of the kernel's sum)
+    strength: float  # L2 norm of the expanded-weight kernel into the target, all paths
     rank: int  # 1-based among all channels of `layer`, by strength
     inputs: int  # channels in `layer`
     percentile: float  # 100 * rank / inputs: "top 2%"
+    skip: bool  # the target's namesake, reaching it through an identity skip
+    learned_strength: float  # the same over the learned path alone (= strength, no skip)
+    learned_rank: int
+    learned_percentile: float
+    # What it adds to the target at the target's peak, by the learned path's expanded
+    # weights: kernel times the input there, averaged over the top examples.
+    contribution: float
+    sign: int  # sign of contribution: +1 excitatory on the data, -1 inhibitory
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Random channels (or channel sets) of the same layers, zeroed instead."""
+
+    draws: int
+    exhaustive: bool  # every eligible single channel was tried
+    mean: float
+    std: float
+    median: float
+    q25: float
+    q75: float
+
+
+@dataclass(frozen=True)
+class Test:
+    """Zeroing one component, or the components of one claimed sign together."""
+
+    names: list[str]
+    claimed_sign: int  # +1: removing should lower the target; -1: should raise it
+    drop: float | None  # relative drop, all paths; None where the target is silent
+    interval: list[float] | None  # 95% bootstrap interval of drop over images
+    learned_drop: float | None  # the skip's copy added back (= drop without a skip)
+    learned_interval: list[float] | None
+    baseline: Baseline | None  # None where a layer has no other channel to draw
+    p_value: float | None  # of learned_drop in the claimed direction
+    p_opposite: float | None  # the same in the opposite direction
+    p_all_paths: float | None  # of drop, where a skip namesake is in it (else None)
+    finding: str  # over the learned path: agrees, contradicts, nothing, silent
+    finding_all_paths: str | None  # the same for drop, where a skip namesake is in it
 
 
 @dataclass(frozen=True)
 class AblationEvidence:
+    images: str  # "top examples" or "random sample"
+    count: int
     reduce: str  # "max" or "mean" over positions
-    images: int
     activation: float  # mean over images of the intact target's reduced activation
-    drop_all: float | None  # relative drop, all components zeroed; None if not active
-    drop_each: list[float | None]  # one per component, zeroed alone
-    random_drop_mean: float | None
-    random_drop_std: float | None
-    random_draws: int
-    random_at_least: float | None  # fraction of random draws with drop >= drop_all
+    drop_all: float | None  # every component zeroed at once
+    drop_all_interval: list[float] | None
+    components: list[Test]  # one per component, in the claim's order
+    groups: list[Test]  # one per claimed sign with two or more components
 
 
 @dataclass(frozen=True)
@@ -97,7 +157,8 @@ class SufficiencyEvidence:
     r2: float | None  # least-squares fit on the components (None: constant target)
     coefficients: list[float]  # of that fit, one per component
     intercept: float
-    r2_claimed: float | None  # fit on sum_i c_i * component_i, with scale and intercept
+    r2_claimed: float | None  # fit on sum_i c_i * component_i, scale >= 0, and intercept
+    claimed_scale: float | None  # that fit's scale, unconstrained
 
 
 @dataclass(frozen=True)
@@ -105,13 +166,17 @@ class CircuitEvidence:
     target: str
     layer: str
     channel: int
-    supported: bool
-    reason: str  # why not, when unsupported
+    supported: bool  # False: the claim cannot be tested (see reason)
+    reason: str
+    outcome: str  # supported, partly supported, contradicted, skip only, not supported, ...
+    skip: str | None  # the component that is the target's skip namesake, if any
     connections: list[ConnectionEvidence]
-    ablation: AblationEvidence | None
+    ablation: AblationEvidence | None  # over the target's top examples
+    ablation_random: AblationEvidence | None  # over a random sample of the corpus
     sufficiency: SufficiencyEvidence | None
     verdict: str
     seed: int
+    random_draws: int
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (no NaN: missing numbers are None)."""
@@ -131,12 +196,6 @@ def _as_batch(images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     return batch
 
 
-def _relative_drop(intact: float, ablated: float) -> float | None:
-    if intact <= 1e-8:  # a ratio to a silent neuron means nothing
-        return None
-    return 1.0 - ablated / intact
-
-
 def _r2(y: np.ndarray, design: np.ndarray) -> tuple[float | None, np.ndarray]:
     """R^2 of the least-squares fit of y on design (which holds a column of ones)."""
     solution, *_ = np.linalg.lstsq(design, y, rcond=None)
@@ -145,6 +204,91 @@ def _r2(y: np.ndarray, design: np.ndarray) -> tuple[float | None, np.ndarray]:
         return None, solution
     residual = float(((y - design @ solution) ** 2).sum())
     return 1.0 - residual / total, solution
+
+
+# --- the variants: which channels each forward pass zeroes -------------------------------
+
+
+@dataclass
+class _Plan:
+    """Variants in order (each: layer -> channels to zero) and where each test's sit."""
+
+    variants: list[dict[str, list[int]]]
+    each: list[int]  # variant of each component alone
+    groups: list[tuple[int, list[int], int]]  # (variant, component indices, claimed sign)
+    group_draws: list[list[int]]  # random variants of each group
+    single_draws: dict[str, list[int]]  # per layer, random single-channel variants
+    exhaustive: dict[str, bool]
+
+
+def _plan(
+    parts: list[Component],
+    counts: dict[str, int],
+    skips: dict[str, int],
+    rng: np.random.Generator,
+    draws: int,
+) -> _Plan:
+    """Intact, all components, each alone, each group, then the random draws."""
+    together: dict[str, list[int]] = {}
+    for part in parts:
+        together.setdefault(part.layer, []).append(part.channel)
+    variants: list[dict[str, list[int]]] = [{}, together]
+    each = []
+    for part in parts:
+        each.append(len(variants))
+        variants.append({part.layer: [part.channel]})
+    groups = []
+    for sign in (1, -1):
+        members = [i for i, p in enumerate(parts) if np.sign(p.coefficient) == sign]
+        if len(members) > 1:
+            zeroed: dict[str, list[int]] = {}
+            for i in members:
+                zeroed.setdefault(parts[i].layer, []).append(parts[i].channel)
+            groups.append((len(variants), members, sign))
+            variants.append(zeroed)
+    pools = {
+        n: np.setdiff1d(np.arange(counts[n]), chosen + ([skips[n]] if n in skips else []))
+        for n, chosen in together.items()
+    }
+    group_draws = []
+    for variant, _members, _sign in groups:
+        sizes = {n: len(c) for n, c in variants[variant].items()}
+        found = []
+        if all(len(pools[n]) >= k for n, k in sizes.items()):
+            for _ in range(draws):
+                found.append(len(variants))
+                variants.append(
+                    {
+                        n: rng.choice(pools[n], size=k, replace=False).tolist()
+                        for n, k in sizes.items()
+                    }
+                )
+        group_draws.append(found)
+    single_draws, exhaustive = {}, {}
+    for n, pool in pools.items():
+        exhaustive[n] = len(pool) <= draws
+        chosen = pool if exhaustive[n] else rng.choice(pool, size=draws, replace=False)
+        single_draws[n] = []
+        for c in chosen:
+            single_draws[n].append(len(variants))
+            variants.append({n: [int(c)]})
+    return _Plan(variants, each, groups, group_draws, single_draws, exhaustive)
+
+
+def _masks(
+    variants: list[dict[str, list[int]]], counts: dict[str, int], layers: list[str]
+) -> dict[str, torch.Tensor]:
+    """Per layer, one row per variant: 0 for each channel that variant zeroes, else 1."""
+    masks = {}
+    for n in layers:
+        mask = torch.ones(len(variants), counts[n])
+        for v, zeroed in enumerate(variants):
+            mask[v, zeroed.get(n, [])] = 0.0
+        masks[n] = mask
+    return masks
+
+
+# --- running the variants ----------------------------------------------------------------
 
 
 class _Ablation:
@@ -157,21 +301,23 @@ class _Ablation:
         target: nn.Module,
         channel: int,
         masks: dict[str, torch.Tensor],  # layer -> [V, C] of 0/1
-        keep: dict[str, list[int]],  # layer -> channels whose intact maps to record
+        skips: dict[str, int],  # layer -> the target's namesake reaching it by a skip
     ) -> None:
         self.model, self.modules, self.target, self.channel = model, modules, target, channel
-        self.masks, self.keep = masks, keep
+        self.masks, self.skips = masks, skips
         self.variants = next(iter(masks.values())).shape[0]
 
     def _pass(
         self,
         images: torch.Tensor,
         masks: dict[str, torch.Tensor],
-        record: dict[tuple[str, int], torch.Tensor],
-    ) -> torch.Tensor:
-        """Target channel maps [V, n, H, W] for the V variants in ``masks``."""
+        record: dict[str, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target maps [V, n, H, W] for the V variants in ``masks``, as they are and with
+        what each variant took from the skip namesakes added back (the learned path)."""
         n, variants = images.shape[0], next(iter(masks.values())).shape[0]
         out: dict[str, torch.Tensor] = {}
+        removed: list[torch.Tensor] = []  # [V, n, h, w]: what zeroing took from a namesake
 
         def mask_hook(name: str):
             def hook(_m: nn.Module, _i: object, output: torch.Tensor) -> torch.Tensor:
@@ -179,9 +325,12 @@ class _Ablation:
                     output = output.unsqueeze(0).expand(variants, *output.shape)
                 else:
                     output = output.view(variants, n, *output.shape[1:])
-                for c in self.keep[name]:  # variant 0 is intact in its own layer
-                    record[name, c] = output[0, :, c].clone()
-                output = output * masks[name].to(output)[:, None, :, None, None]
+                record[name] = output[0].clone()  # variant 0 is intact in its own layer
+                mask = masks[name].to(output)
+                if name in self.skips:
+                    c = self.skips[name]
+                    removed.append(output[:, :, c] * (1 - mask[:, c])[:, None, None, None])
+                output = output * mask[:, None, :, None, None]
                 return output.reshape(variants * n, *output.shape[2:])
 
             return hook
@@ -202,32 +351,40 @@ class _Ablation:
                 handle.remove()
         if "target" not in out:
             raise ValueError("the target layer did not run")
-        return out["target"]
+        maps = out["target"]
+        learned = maps + sum(removed) if removed else maps
+        return maps, learned
 
     def run(
         self, images: torch.Tensor, batch_size: int
-    ) -> tuple[torch.Tensor, dict[tuple[str, int], torch.Tensor]]:
-        """Target maps [V, N, H, W] and the kept channels' intact maps [N, h, w]."""
-        maps: list[torch.Tensor] = []
-        records: dict[tuple[str, int], list[torch.Tensor]] = {}
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Target maps [V, N, H, W] (all paths, learned path) and the component layers'
+        intact outputs [N, C, h, w]."""
+        maps: list[tuple[torch.Tensor, torch.Tensor]] = []
+        records: dict[str, list[torch.Tensor]] = {}
         chunk = max(1, batch_size // self.variants)
         for start in range(0, images.shape[0], chunk):
             part = images[start : start + chunk]
-            record: dict[tuple[str, int], torch.Tensor] = {}
+            record: dict[str, torch.Tensor] = {}
             try:
                 maps.append(self._pass(part, self.masks, record))
             except RuntimeError as exc:
                 if isinstance(exc, torch.OutOfMemoryError):
                     raise
                 # Batch sizes disagree somewhere: a skip from below the component layers.
-                per_variant = []
+                each = []
                 for v in range(self.variants):
                     single = {name: m[v : v + 1] for name, m in self.masks.items()}
-                    per_variant.append(self._pass(part, single, record if v == 0 else {}))
-                maps.append(torch.cat(per_variant))
+                    each.append(self._pass(part, single, record if v == 0 else {}))
+                maps.append((torch.cat([a for a, _ in each]), torch.cat([b for _, b in each])))
             for key, value in record.items():
                 records.setdefault(key, []).append(value)
-        return torch.cat(maps, dim=1), {k: torch.cat(v) for k, v in records.items()}
+        all_paths = torch.cat([a for a, _ in maps], dim=1)
+        learned = torch.cat([b for _, b in maps], dim=1)
+        return all_paths, learned, {k: torch.cat(v) for k, v in records.items()}
+
+
+# --- the claim ---------------------------------------------------------------------------
 
 
 def _parts(
@@ -244,20 +401,9 @@ def _parts(
             parts.append(Component(decl.name, int(part.channel), float(part.coefficient), name))
     except KeyError as exc:
         raise ValueError(f"{organism.slug} has no layer {exc.args[0]!r}") from None
+    if any(p.coefficient == 0 or not np.isfinite(p.coefficient) for p in parts):
+        raise ValueError("every coefficient must be a non-zero number")
     return target_decl, parts
-
-
-def _masks(
-    variants: list[dict[str, list[int]]], counts: dict[str, int], layers: list[str]
-) -> dict[str, torch.Tensor]:
-    """Per layer, one row per variant: 0 for each channel that variant zeroes, else 1."""
-    masks = {}
-    for n in layers:
-        mask = torch.ones(len(variants), counts[n])
-        for v, zeroed in enumerate(variants):
-            mask[v, zeroed.get(n, [])] = 0.0
-        masks[n] = mask
-    return masks
 
 
 def circuit_evidence(
@@ -267,11 +413,12 @@ def circuit_evidence(
     components: Sequence[Component | Sequence[Any]],
     images: torch.Tensor | Sequence[torch.Tensor],
     *,
+    random_images: torch.Tensor | Sequence[torch.Tensor] | None = None,
     seed: int = 0,
-    random_draws: int = 20,
+    random_draws: int = 100,
     reduce: Literal["max", "mean"] = "max",
     target_name: str | None = None,
-    batch_size: int = 128,
+    batch_size: int = 256,
 ) -> CircuitEvidence:
     """Weigh the claim ``target = sum_i c_i * component_i`` (see the module docstring).
 
@@ -279,9 +426,11 @@ def circuit_evidence(
         target: (layer, channel) of the neuron the claim explains.
         components: ``Component`` or (layer, channel[, coefficient[, name]]) tuples, in
             significant layers below the target's.
-        images: preprocessed [N, 3, H, W] batch (or a list of [3, H, W]); typically the
-            target's top dataset examples.
-        seed: seeds the random channels of the baseline.
+        images: preprocessed [N, 3, H, W] batch (or a list of [3, H, W]): the target's top
+            dataset examples.
+        random_images: the same for a random sample of the corpus, reported apart.
+        seed: seeds the random channels of the baselines and the bootstrap.
+        random_draws: random channel sets per baseline.
         target_name: how the verdict refers to the target; "<alias>:<channel>" by default.
         batch_size: images x variants per forward pass; bounds memory.
 
@@ -293,6 +442,8 @@ def circuit_evidence(
         raise ValueError(f"reduce must be 'max' or 'mean', not {reduce!r}")
     if not components:
         raise ValueError("a claim needs at least one component")
+    if random_draws < 1:
+        raise ValueError("random_draws must be at least 1")
     target_decl, parts = _parts(organism, target[0], components)
     layer, channel = target_decl.name, int(target[1])
     name = target_name or f"{target_decl.alias}:{channel}"
@@ -305,9 +456,13 @@ def circuit_evidence(
             f"unsupported: {', '.join(map(str, above))} not in a layer below {name}'s ({layer}); "
             "components must come from lower layers"
         )
-        return CircuitEvidence(name, layer, channel, False, reason, [], None, None, reason, seed)
+        return CircuitEvidence(
+            name, layer, channel, False, reason, "unsupported", None, [], None, None, None,
+            reason, seed, random_draws,
+        )  # fmt: skip
 
     batch = _as_batch(images).to(next(model.parameters()).device)
+    sample = None if random_images is None else _as_batch(random_images).to(batch.device)
     was_training = model.training
     model.eval()
     try:
@@ -319,24 +474,38 @@ def circuit_evidence(
                 if not 0 <= index < counts[layer_name]:
                     top = counts[layer_name] - 1
                     raise ValueError(f"{layer_name} has channels 0..{top}, not {index}")
-
-            connections = _connection_evidence(model, organism, layer, channel, parts, batch.device)
-            variants = _variants(parts, counts, np.random.default_rng(seed), random_draws)
-            masks = _masks(variants, counts, list(modules))
-            keep: dict[str, list[int]] = {n: [] for n in modules}
-            for p in parts:
-                keep[p.layer].append(p.channel)
-            ablate = _Ablation(model, modules, target_module, channel, masks, keep)
-            maps, records = ablate.run(batch, batch_size)
+            skips = {
+                n: channel
+                for n, m in modules.items()
+                if counts[n] == counts[layer] and identity_skip(model, m, target_module, batch[:1])
+            }
+            plan = _plan(parts, counts, skips, np.random.default_rng(seed), random_draws)
+            masks = _masks(plan.variants, counts, list(modules))
+            ablate = _Ablation(model, modules, target_module, channel, masks, skips)
+            maps, learned, records = ablate.run(batch, batch_size)
+            random_maps = None if sample is None else ablate.run(sample, batch_size)[:2]
+            connections = _connection_evidence(
+                model, organism, (layer, channel), parts, skips, records, maps[0], batch.device
+            )
     finally:
         model.train(was_training)
 
-    ablation = _ablation_evidence(maps, len(parts), reduce)
+    is_skip = [skips.get(p.layer) == p.channel for p in parts]
+    rng = np.random.default_rng(seed)
+    ablation = _ablation_evidence("top examples", maps, learned, plan, parts, is_skip, reduce, rng)
+    ablation_random = None
+    if random_maps is not None:
+        ablation_random = _ablation_evidence(
+            "random sample", *random_maps, plan, parts, is_skip, reduce, rng
+        )
     sufficiency = _sufficiency_evidence(maps[0], records, parts)
-    verdict = _verdict(name, connections, ablation, sufficiency)
+    outcome = _outcome(ablation)
+    skip = next((p.name for p, s in zip(parts, is_skip, strict=True) if s), None)
+    verdict = _verdict(name, outcome, connections, ablation, ablation_random, sufficiency)
     return CircuitEvidence(
-        name, layer, channel, True, "", connections, ablation, sufficiency, verdict, seed
-    )
+        name, layer, channel, True, "", outcome, skip, connections, ablation, ablation_random,
+        sufficiency, verdict, seed, random_draws,
+    )  # fmt: skip
 
 
 def _channel_counts(
@@ -370,89 +539,206 @@ def _channel_counts(
 def _connection_evidence(
     model: nn.Module,
     organism: Organism,
-    layer: str,
-    channel: int,
+    target: tuple[str, int],
     parts: list[Component],
+    skips: dict[str, int],
+    records: dict[str, torch.Tensor],
+    target_maps: torch.Tensor,
     device: torch.device,
 ) -> list[ConnectionEvidence]:
-    rankings = {}
+    layer, channel = target
+    connections = []
     for below in dict.fromkeys(p.layer for p in parts):  # one row per component layer
         w = expanded_weights(model, organism, layer, below=below, channels=[channel], device=device)
-        rankings[below] = {c.channel: c for c in input_ranking(w, channel)}
-    connections = []
-    for part in parts:
-        link = rankings[part.layer][part.channel]
-        inputs = len(rankings[part.layer])
-        connections.append(
-            ConnectionEvidence(
-                name=str(part.name),
-                layer=part.layer,
-                channel=part.channel,
-                coefficient=part.coefficient,
-                strength=link.strength,
-                sign=link.sign,
-                rank=link.rank,
-                inputs=inputs,
-                percentile=100.0 * link.rank / inputs,
+        ranking = {c.channel: c for c in input_ranking(w, channel)}
+        learned, row = ranking, w.row(channel)
+        if below in skips and w.centre is not None:
+            row = w.learned_row(channel)
+            own_only = dataclasses.replace(w, weights=row[None])
+            learned = {c.channel: c for c in input_ranking(own_only, channel)}
+        sums = peak_contributions(w, row, records[below], target_maps).sum(axis=(1, 2))
+        for part in (p for p in parts if p.layer == below):
+            link, own = ranking[part.channel], learned[part.channel]
+            inputs = len(ranking)
+            contribution = float(sums[part.channel])
+            connections.append(
+                ConnectionEvidence(
+                    name=str(part.name),
+                    layer=part.layer,
+                    channel=part.channel,
+                    coefficient=part.coefficient,
+                    strength=link.strength,
+                    rank=link.rank,
+                    inputs=inputs,
+                    percentile=100.0 * link.rank / inputs,
+                    skip=skips.get(below) == part.channel,
+                    learned_strength=own.strength,
+                    learned_rank=own.rank,
+                    learned_percentile=100.0 * own.rank / inputs,
+                    contribution=contribution,
+                    sign=1 if contribution >= 0 else -1,
+                )
             )
-        )
-    return connections
+    order = {(p.layer, p.channel): i for i, p in enumerate(parts)}
+    return sorted(connections, key=lambda c: order[c.layer, c.channel])
 
 
-def _variants(
-    parts: list[Component], counts: dict[str, int], rng: np.random.Generator, draws: int
-) -> list[dict[str, list[int]]]:
-    """Channels to zero, by layer: intact, all components, each alone, random draws.
-
-    A random draw takes as many channels from each layer as the claim has there, never a
-    component; none are drawn where a layer has too few other channels.
-    """
-    together: dict[str, list[int]] = {}
-    for part in parts:
-        together.setdefault(part.layer, []).append(part.channel)
-    variants = [{}, together] + [{p.layer: [p.channel]} for p in parts]
-    pools = {n: np.setdiff1d(np.arange(counts[n]), chosen) for n, chosen in together.items()}
-    if all(len(pools[n]) >= len(chosen) for n, chosen in together.items()):
-        for _ in range(draws):
-            variants.append(
-                {
-                    n: rng.choice(pools[n], size=len(chosen), replace=False).tolist()
-                    for n, chosen in together.items()
-                }
-            )
-    return variants
+# --- statistics --------------------------------------------------------------------------
 
 
-def _ablation_evidence(maps: torch.Tensor, components: int, reduce: str) -> AblationEvidence:
-    """From the target's maps [V, N, H, W] in the order of ``_variants``."""
+def _reduced(maps: torch.Tensor, reduce: str) -> np.ndarray:
+    """[V, N] per variant and image, from the target's maps [V, N, H, W]."""
     flat = maps.flatten(2).double().cpu()
-    reduced = flat.amax(dim=2) if reduce == "max" else flat.mean(dim=2)
-    means = reduced.mean(dim=1).tolist()  # per variant
-    intact = means[0]
-    drop_all = _relative_drop(intact, means[1])
-    random = [_relative_drop(intact, m) for m in means[2 + components :]]
-    numbers = np.array([d for d in random if d is not None])
-    has_random = numbers.size > 0
+    return (flat.amax(dim=2) if reduce == "max" else flat.mean(dim=2)).numpy()
+
+
+def _drop(intact: float, ablated: float) -> float | None:
+    if intact <= 1e-8:  # a ratio to a silent neuron means nothing
+        return None
+    return 1.0 - ablated / intact
+
+
+class _Stats:
+    """Drops of each variant over one image set, with bootstrap resamples of the images."""
+
+    def __init__(self, reduced: np.ndarray, rng: np.random.Generator) -> None:
+        self.reduced = reduced
+        self.means = reduced.mean(axis=1)
+        self.resamples = rng.integers(0, reduced.shape[1], size=(BOOTSTRAP, reduced.shape[1]))
+        self.boot_intact = reduced[0][self.resamples].mean(axis=1)
+
+    def drop(self, v: int) -> float | None:
+        return _drop(float(self.means[0]), float(self.means[v]))
+
+    def interval(self, v: int) -> list[float] | None:
+        if self.drop(v) is None:
+            return None
+        boot = self.reduced[v][self.resamples].mean(axis=1)
+        ok = self.boot_intact > 1e-8
+        drops = 1.0 - boot[ok] / self.boot_intact[ok]
+        return [float(np.quantile(drops, 0.025)), float(np.quantile(drops, 0.975))]
+
+    def baseline(self, draws: list[int], exhaustive: bool) -> tuple[Baseline | None, np.ndarray]:
+        values = np.array([d for d in map(self.drop, draws) if d is not None])
+        if values.size == 0:
+            return None, values
+        q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+        return Baseline(
+            draws=int(values.size),
+            exhaustive=exhaustive,
+            mean=float(values.mean()),
+            std=float(values.std()),
+            median=float(median),
+            q25=float(q25),
+            q75=float(q75),
+        ), values
+
+
+def _p(observed: float, random: np.ndarray) -> float:
+    """(k + 1) / (n + 1): k of n random values at least as large as the observed one."""
+    return float((np.count_nonzero(random >= observed - 1e-12) + 1) / (random.size + 1))
+
+
+def _finding(
+    sign: int, interval: list[float] | None, p_value: float | None, p_opposite: float | None
+) -> str:
+    if interval is None:
+        return SILENT
+    signed = sign * np.array(interval)
+    if (p_value is None or p_value <= ALPHA) and signed.min() > 0:
+        return AGREES
+    if (p_opposite is None or p_opposite <= ALPHA) and signed.max() < 0:
+        return CONTRADICTS
+    return NOTHING
+
+
+def _test(
+    names: list[str],
+    sign: int,
+    v: int,
+    stats: _Stats,
+    learned: _Stats,
+    draws: list[int],
+    exhaustive: bool,
+    skip: bool,
+) -> Test:
+    drop, learned_drop = stats.drop(v), learned.drop(v)
+    baseline, random = stats.baseline(draws, exhaustive)  # never a namesake: no skip in it
+    interval, learned_interval = stats.interval(v), learned.interval(v)
+
+    def p(observed: float | None, side: int) -> float | None:
+        if baseline is None or observed is None:
+            return None
+        return _p(side * observed, side * random)
+
+    p_value, p_opposite = p(learned_drop, sign), p(learned_drop, -sign)
+    finding = _finding(sign, learned_interval, p_value, p_opposite)
+    p_all = finding_all = None
+    if skip:
+        p_all = p(drop, sign)
+        finding_all = _finding(sign, interval, p_all, p(drop, -sign))
+    return Test(
+        names, sign, drop, interval, learned_drop, learned_interval, baseline, p_value,
+        p_opposite, p_all, finding, finding_all,
+    )  # fmt: skip
+
+
+def _ablation_evidence(
+    images: str,
+    maps: torch.Tensor,
+    learned_maps: torch.Tensor,
+    plan: _Plan,
+    parts: list[Component],
+    is_skip: list[bool],
+    reduce: str,
+    rng: np.random.Generator,
+) -> AblationEvidence:
+    """From the target's maps [V, N, H, W] in the order of ``plan.variants``."""
+    state = rng.bit_generator.state
+    stats = _Stats(_reduced(maps, reduce), rng)
+    rng.bit_generator.state = state  # the same resamples of images for both
+    learned = _Stats(_reduced(learned_maps, reduce), rng)
+    components = [
+        _test(
+            [str(p.name)],
+            1 if p.coefficient > 0 else -1,
+            v,
+            stats,
+            learned,
+            plan.single_draws[p.layer],
+            plan.exhaustive[p.layer],
+            skip,
+        )
+        for p, v, skip in zip(parts, plan.each, is_skip, strict=True)
+    ]
+    groups = [
+        _test(
+            [str(parts[i].name) for i in members],
+            sign,
+            v,
+            stats,
+            learned,
+            draws,
+            False,
+            any(is_skip[i] for i in members),
+        )
+        for (v, members, sign), draws in zip(plan.groups, plan.group_draws, strict=True)
+    ]
     return AblationEvidence(
+        images=images,
+        count=int(maps.shape[1]),
         reduce=reduce,
-        images=int(maps.shape[1]),
-        activation=intact,
-        drop_all=drop_all,
-        drop_each=[_relative_drop(intact, m) for m in means[2 : 2 + components]],
-        random_drop_mean=float(numbers.mean()) if has_random else None,
-        random_drop_std=float(numbers.std()) if has_random else None,
-        random_draws=len(random),
-        random_at_least=(
-            float((numbers >= drop_all - 1e-9).mean())
-            if has_random and drop_all is not None
-            else None
-        ),
+        activation=float(stats.means[0]),
+        drop_all=stats.drop(1),
+        drop_all_interval=stats.interval(1),
+        components=components,
+        groups=groups,
     )
 
 
 def _sufficiency_evidence(
     target_maps: torch.Tensor,
-    records: dict[tuple[str, int], torch.Tensor],
+    records: dict[str, torch.Tensor],
     parts: list[Component],
 ) -> SufficiencyEvidence:
     """Pointwise linear fits of the intact target [N, H, W] on the components."""
@@ -460,7 +746,7 @@ def _sufficiency_evidence(
     grid = tuple(target_maps.shape[1:])
     columns = []
     for part in parts:
-        act = records[part.layer, part.channel][:, None].double().cpu()  # [N, 1, h, w]
+        act = records[part.layer][:, part.channel : part.channel + 1].double().cpu()
         if tuple(act.shape[2:]) != grid:
             act = F.interpolate(act, size=grid, mode="bilinear", antialias=True)
         columns.append(act.flatten().numpy())
@@ -469,18 +755,118 @@ def _sufficiency_evidence(
     ones = np.ones((y.shape[0], 1))
     r2, solution = _r2(y, np.hstack([comps, ones]))
     claimed = comps @ np.array([p.coefficient for p in parts], dtype=np.float64)
-    r2_claimed, _ = _r2(y, np.hstack([claimed[:, None], ones]))
+    r2_free, fitted = _r2(y, np.hstack([claimed[:, None], ones]))
+    scale = float(fitted[0]) if r2_free is not None else None
+    # A negative scale means the claimed combination runs against the target: the best
+    # non-negative scale is then 0, which explains nothing.
+    r2_claimed = None if r2_free is None else (r2_free if (scale or 0.0) > 0 else 0.0)
     return SufficiencyEvidence(
         samples=int(y.shape[0]),
         r2=r2,
         coefficients=[float(c) for c in solution[:-1]],
         intercept=float(solution[-1]),
         r2_claimed=r2_claimed,
+        claimed_scale=scale,
     )
 
 
-def _percent(fraction: float) -> str:
-    return f"{100 * fraction:.0f}%"
+# --- words -------------------------------------------------------------------------------
+
+
+def _outcome(ablation: AblationEvidence) -> str:
+    """One word for the whole claim, from its tests over the top examples (see the module
+    docstring). A test holding a skip namesake counts by its effect over all paths for
+    'contradicted' and 'skip only', by its learned path for 'supported'."""
+    tests = ablation.components + ablation.groups
+    if any(t.finding == SILENT for t in tests):
+        return "silent"
+    plain = [t for t in tests if t.finding_all_paths is None]
+    skipping = [t for t in tests if t.finding_all_paths is not None]
+    if any(t.finding == CONTRADICTS for t in plain) or any(
+        t.finding_all_paths == CONTRADICTS for t in skipping
+    ):
+        return "contradicted"
+    if all(t.finding == AGREES for t in tests):
+        return "supported"
+    if any(t.finding == AGREES for t in ablation.components):
+        return "partly supported"
+    if any(t.finding_all_paths == AGREES for t in skipping):
+        return "skip only"
+    return "not supported"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _size(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * abs(value):.1f}%"
+
+
+def _p_text(test: Test) -> str:
+    if test.baseline is None:
+        return "no random channels to compare"
+    kind = {1: "channels", 2: "pairs", 3: "triples"}.get(len(test.names), "sets")
+    against = test.finding == CONTRADICTS
+    p = test.p_opposite if against else test.p_value
+    side = " for the opposite sign" if against else ""
+    return f"p = {p:.3f}{side} vs {test.baseline.draws} random {kind}"
+
+
+def _change(target: str, drop: float | None, interval: list[float] | None = None) -> str:
+    """'lowers f12:3 by 12.0% [95% CI 9.1% to 15.2%]' for a relative drop (negative: raises)."""
+    drop = drop or 0.0
+    verb = "lowers" if drop >= 0 else "raises"
+    text = f"{verb} {target} by {_size(drop)}"
+    if interval is not None:
+        lo, hi = interval if drop >= 0 else (-interval[1], -interval[0])
+        text += f" [95% CI {_pct(lo)} to {_pct(hi)}]"
+    return text
+
+
+def _effect(test: Test, target: str) -> str:
+    """'lowers f12:3 by 12.0% [...] (p = ...)', over the learned path."""
+    return f"{_change(target, test.learned_drop, test.learned_interval)} ({_p_text(test)})"
+
+
+def _who(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _ending(test: Test, target: str, who: str) -> str:
+    if test.finding == AGREES:
+        return ", as claimed"
+    if test.finding == CONTRADICTS:
+        verb = "excite" if test.claimed_sign > 0 else "inhibit"
+        return (
+            f", against the claim that {who} {verb}{'s' if len(test.names) == 1 else ''} {target}"
+        )
+    return f": {who} {'does' if len(test.names) == 1 else 'do'} nothing measurable"
+
+
+def _skip_ending(test: Test) -> str:
+    if test.finding == AGREES:
+        return ", as claimed"
+    if test.finding == CONTRADICTS:
+        return ": its learned path works against the claimed sign"
+    return ": its learned path adds nothing measurable to the skip"
+
+
+def _clause(test: Test, target: str, connection: ConnectionEvidence | None) -> str:
+    """One component's test in words, over its learned path."""
+    who = test.names[0]
+    rank = ""
+    if connection is not None:
+        learned = connection.skip or connection.learned_rank != connection.rank
+        which = "learned-path input" if learned else "input"
+        rank = f" (#{connection.learned_rank} {which}, {_top(connection.learned_percentile)})"
+    if connection is not None and connection.skip:
+        return (
+            f"{who}{rank} reaches {target} through the identity skip: removing it "
+            f"{_change(target, test.drop)}; over its learned path alone removing it "
+            f"{_effect(test, target)}{_skip_ending(test)}"
+        )
+    return f"removing {who}{rank} {_effect(test, target)}{_ending(test, target, who)}"
 
 
 def _top(percentile: float) -> str:
@@ -489,29 +875,30 @@ def _top(percentile: float) -> str:
 
 def _verdict(
     target: str,
+    outcome: str,
     connections: list[ConnectionEvidence],
     ablation: AblationEvidence,
+    ablation_random: AblationEvidence | None,
     sufficiency: SufficiencyEvidence,
 ) -> str:
-    """One line a person reads first, e.g. "4b:373 is 4c:447's #3 input (top 0.6%); ..."."""
-    links = []
-    for i, c in enumerate(connections):
-        kind = "" if c.sign > 0 else " inhibitory"
-        subject = f"{target}'s" if i == 0 else "its"
-        links.append(f"{c.name} is {subject} #{c.rank}{kind} input ({_top(c.percentile)})")
-    sentence = ", ".join(links)
-    k = len(connections)
-    together = "it" if k == 1 else ("both" if k == 2 else f"all {k}")
-    if ablation.drop_all is None:
-        sentence += f"; {target} is not active on these images, so ablation says nothing"
-    else:
-        sentence += f"; ablating {together} removes {_percent(ablation.drop_all)} of its activation"
-        if ablation.random_drop_mean is not None:
-            sets = {1: "single channels", 2: "pairs", 3: "triples"}.get(k, f"sets of {k}")
-            sentence += (
-                f" vs {_percent(ablation.random_drop_mean)} ± "
-                f"{_percent(ablation.random_drop_std or 0.0)} for random {sets}"
-            )
+    """One paragraph a person reads first: the outcome, then each component's test."""
+    head = outcome[0].upper() + outcome[1:]
+    if outcome == "silent":
+        return f"Silent: {target} does not fire on its top examples, so ablation says nothing"
+    by_name = {c.name: c for c in connections}
+    parts = [_clause(t, target, by_name.get(t.names[0])) for t in ablation.components]
+    for group in ablation.groups:
+        word = "excitatory" if group.claimed_sign > 0 else "inhibitory"
+        who = f"the {word} components {_who(group.names)} together"
+        parts.append(f"removing {who} {_effect(group, target)}{_ending(group, target, who)}")
+    sentence = f"{head}: " + "; ".join(parts)
+    if ablation_random is not None and ablation_random.drop_all is not None:
+        sentence += (
+            f". On {ablation_random.count} random corpus images, removing every component "
+            f"{_change(target, ablation_random.drop_all, ablation_random.drop_all_interval)}"
+        )
     if sufficiency.r2 is not None:
-        sentence += f"; a linear fit on them explains R² {sufficiency.r2:.2f}"
+        sentence += f". A linear fit on the components explains R² {sufficiency.r2:.2f}"
+        if sufficiency.r2_claimed is not None:
+            sentence += f", the claimed combination R² {sufficiency.r2_claimed:.2f}"
     return sentence

@@ -89,10 +89,13 @@ from render.organisms import LayerDecl, Organism
 __all__ = [
     "Connection",
     "ExpandedWeights",
+    "contribution_maps",
     "expanded_weights",
     "heatmap_png",
+    "identity_skip",
     "input_ranking",
     "linearized_copy",
+    "peak_contributions",
     "strongest_inputs",
     "strongest_outputs",
 ]
@@ -102,6 +105,8 @@ __all__ = [
 _CHUNK_ELEMENTS = 1 << 22
 # Input size for passes whose lower layers only have to run, not to be right.
 _SMALL_INPUT = 64
+# A gradient below this fraction of the largest is outside the receptive field.
+_FIELD_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,14 @@ class ExpandedWeights:
     below: str  # the lower layer (canonical name)
     weights: np.ndarray  # float32 [len(channels), C_in, kh, kw]
     channels: tuple[int, ...]  # output channels of `layer`, in the order of weights' rows
+    # Where in the [kh, kw] box the lower unit under the upper unit sits (same grid
+    # position), when both layers have the same grid; None otherwise. An identity skip
+    # adds exactly 1 there, from a channel to its namesake.
+    centre: tuple[int, int] | None = None
+    # Where the box sits when the upper unit at ``upper_at`` is computed: its top-left
+    # corner in the lower grid. Other units' boxes are shifted by the stride.
+    box_at: tuple[int, int] = (0, 0)
+    upper_at: tuple[int, int] = (0, 0)
 
     def row(self, channel: int) -> np.ndarray:
         """The [C_in, kh, kw] weights into one output channel."""
@@ -118,15 +131,35 @@ class ExpandedWeights:
         except ValueError:
             raise KeyError(f"channel {channel} of {self.layer} was not computed") from None
 
+    def learned_row(self, channel: int) -> np.ndarray:
+        """The weights into ``channel`` over the learned path alone, for layers joined by
+        an identity skip (see :func:`identity_skip`): the skip's 1 from ``channel``'s
+        namesake below, at the centre, taken out."""
+        if self.centre is None:
+            raise ValueError(f"{self.below} and {self.layer} are not on one grid: no identity skip")
+        row = self.row(channel).copy()
+        row[(channel, *self.centre)] -= 1.0
+        return row
+
 
 @dataclass(frozen=True)
 class Connection:
     layer: str
     channel: int
     strength: float  # L2 norm of the kernel
-    sign: int  # +1 excitatory, -1 inhibitory: the sign of the kernel's sum
+    # +1 excitatory, -1 inhibitory: the sign of what the input adds on the data (the sum
+    # of ``contribution``), or of the kernel's sum where no data were given.
+    sign: int
     rank: int  # 1-based, among all inputs (or outputs) considered
     kernel: np.ndarray  # [kh, kw]
+    # [kh, kw]: the kernel times the input at the upper unit's peaks (peak_contributions).
+    contribution: np.ndarray | None = None
+
+    @property
+    def drawn(self) -> np.ndarray:
+        """What heat maps draw: the contribution where known (red raises the output on the
+        data; the map's sum has the sign of ``sign``), else the kernel."""
+        return self.kernel if self.contribution is None else self.contribution
 
 
 # --- linear stand-ins -------------------------------------------------------------------
@@ -239,10 +272,11 @@ def _jacobian_rows(
     image: torch.Tensor,
     x_shape: tuple[int, int, int],
     cotangents: torch.Tensor,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, tuple[int, int]]:
     """Gradient of <cotangents[b], above's output at its centre> w.r.t. below's output.
 
-    ``cotangents`` is [B, C_out]; returns [B, C_in, H, W] for ``x_shape = (C_in, H, W)``.
+    ``cotangents`` is [B, C_out]; returns [B, C_in, H, W] for ``x_shape = (C_in, H, W)``,
+    and above's grid.
     """
     x = torch.zeros((cotangents.shape[0], *x_shape), device=image.device, requires_grad=True)
     captured: dict[str, torch.Tensor] = {}
@@ -269,7 +303,7 @@ def _jacobian_rows(
             handle.remove()
     if grad is None:
         raise ValueError("the upper layer does not depend on the lower one")
-    return grad
+    return grad, (int(y.shape[2]), int(y.shape[3]))
 
 
 def _shapes(
@@ -339,12 +373,14 @@ class _Field:
     # Whether the grid may differ from the one the layers below produce: not where
     # something from below the lower layer joins in above it.
     resizable: bool = True
+    out_grid: tuple[int, int] = (0, 0)  # the upper layer's, at the last grid probed
 
     def rows(self, grid: tuple[int, int], cotangents: torch.Tensor) -> torch.Tensor:
         assert self.image is not None
-        return _jacobian_rows(
+        grad, self.out_grid = _jacobian_rows(
             self.lin, self.below, self.above, self.image, (self.c_in, *grid), cotangents
         )
+        return grad
 
     def probe(self, grid: tuple[int, int]) -> tuple[slice, slice] | None:
         """The receptive field's box on a grid of this size, None where it does not fit.
@@ -352,8 +388,9 @@ class _Field:
         A random mix of all output channels is non-zero wherever any channel's weights are.
         """
         cotangent = torch.randn(1, self.c_out, generator=torch.Generator().manual_seed(0))
-        grad = self.rows(grid, cotangent.to(self.device))
-        found = _box(grad[0].ne(0).any(dim=0))
+        grad = self.rows(grid, cotangent.to(self.device))[0].abs()
+        # Relative, not exact zeros: cuDNN's algorithms leave tiny values off the field.
+        found = _box((grad > _FIELD_TOLERANCE * grad.max()).any(dim=0))
         return None if _touches_border(found, *grid) else found
 
     def fit(self, input_size: int) -> tuple[tuple[int, int], tuple[slice, slice]] | None:
@@ -446,7 +483,20 @@ def expanded_weights(
         grad = field.rows(grid, eye[wanted[start : start + per_pass]])
         rows.append(grad[:, :, box[0], box[1]].detach().cpu())
     weights = torch.cat(rows).numpy().astype(np.float32, copy=False)
-    return ExpandedWeights(upper.name, lower.name, weights, tuple(wanted))
+    centre = None
+    if field.out_grid == grid:
+        centre = (grid[0] // 2 - box[0].start, grid[1] // 2 - box[1].start)
+        if not (0 <= centre[0] < weights.shape[2] and 0 <= centre[1] < weights.shape[3]):
+            centre = None
+    return ExpandedWeights(
+        upper.name,
+        lower.name,
+        weights,
+        tuple(wanted),
+        centre,
+        box_at=(box[0].start, box[1].start),
+        upper_at=(field.out_grid[0] // 2, field.out_grid[1] // 2),
+    )
 
 
 def _size(box: tuple[slice, slice]) -> tuple[int, int]:
@@ -460,38 +510,145 @@ def _strengths(kernels: np.ndarray) -> np.ndarray:
     return np.sqrt((kernels.astype(np.float64) ** 2).sum(axis=(-2, -1)))
 
 
-def _connections(layer: str, ids: Sequence[int], kernels: np.ndarray, top: int) -> list[Connection]:
+def _connections(
+    layer: str,
+    ids: Sequence[int],
+    kernels: np.ndarray,
+    top: int,
+    contributions: np.ndarray | None = None,
+) -> list[Connection]:
+    """Strongest first; ``contributions`` are the kernels' maps on the data, where known."""
     strengths = _strengths(kernels)
     order = np.argsort(-strengths, kind="stable")  # ties keep channel order
-    return [
-        Connection(
-            layer=layer,
-            channel=int(ids[i]),
-            strength=float(strengths[i]),
-            sign=1 if kernels[i].sum() >= 0 else -1,
-            rank=rank,
-            kernel=kernels[i],
+    connections = []
+    for rank, i in enumerate(order[:top], start=1):
+        drawn = kernels[i] if contributions is None else contributions[i]
+        connections.append(
+            Connection(
+                layer=layer,
+                channel=int(ids[i]),
+                strength=float(strengths[i]),
+                sign=1 if float(drawn.sum(dtype=np.float64)) >= 0 else -1,
+                rank=rank,
+                kernel=kernels[i],
+                contribution=None if contributions is None else contributions[i],
+            )
         )
-        for rank, i in enumerate(order[:top], start=1)
-    ]
+    return connections
 
 
-def input_ranking(w: ExpandedWeights, channel: int) -> list[Connection]:
-    """Every input of ``channel``, strongest first (ranks 1..C_in)."""
+def input_ranking(
+    w: ExpandedWeights, channel: int, contributions: np.ndarray | None = None
+) -> list[Connection]:
+    """Every input of ``channel``, strongest first (ranks 1..C_in). ``contributions``:
+    [C_in, kh, kw] maps on the data (:func:`contribution_maps`), for the signs."""
     row = w.row(channel)
-    return _connections(w.below, range(row.shape[0]), row, row.shape[0])
+    return _connections(w.below, range(row.shape[0]), row, row.shape[0], contributions)
 
 
-def strongest_inputs(w: ExpandedWeights, channel: int, top: int = 10) -> list[Connection]:
+def strongest_inputs(
+    w: ExpandedWeights, channel: int, top: int = 10, contributions: np.ndarray | None = None
+) -> list[Connection]:
     """The ``top`` channels of ``w.below`` with the strongest expanded weights into
     ``channel`` of ``w.layer``; strength is the L2 norm of the kernel."""
-    return input_ranking(w, channel)[:top]
+    return input_ranking(w, channel, contributions)[:top]
 
 
-def strongest_outputs(w_above: ExpandedWeights, channel: int, top: int = 10) -> list[Connection]:
+def strongest_outputs(
+    w_above: ExpandedWeights,
+    channel: int,
+    top: int = 10,
+    contributions: np.ndarray | None = None,
+) -> list[Connection]:
     """The ``top`` channels of ``w_above.layer`` (among those computed) that ``channel``
-    of ``w_above.below`` feeds most strongly."""
-    return _connections(w_above.layer, w_above.channels, w_above.weights[:, channel], top)
+    of ``w_above.below`` feeds most strongly. ``contributions``: [C_out, C_in, kh, kw]
+    maps on the data, for the signs."""
+    maps = None if contributions is None else contributions[:, channel]
+    return _connections(w_above.layer, w_above.channels, w_above.weights[:, channel], top, maps)
+
+
+def contribution_maps(
+    w: ExpandedWeights, below: torch.Tensor, above: torch.Tensor, top: int = 8
+) -> np.ndarray:
+    """[len(w.channels), C_in, kh, kw]: :func:`peak_contributions` of every computed upper
+    unit, each over the ``top`` images (of ``below``/``above``'s N) it is most active on.
+
+    Args:
+        below: [N, C_in, H, W] the lower layer's activations.
+        above: [N, C_out, H', W'] the upper layer's.
+    """
+    maps = np.zeros(w.weights.shape, dtype=np.float32)
+    for i, channel in enumerate(w.channels):
+        unit = above[:, channel]
+        best = unit.flatten(1).amax(dim=1).argsort(descending=True)[:top]
+        maps[i] = peak_contributions(w, w.weights[i], below[best], unit[best])
+    return maps
+
+
+def peak_contributions(
+    w: ExpandedWeights,
+    kernels: np.ndarray,
+    below: torch.Tensor,
+    above: torch.Tensor,
+) -> np.ndarray:
+    """What each input adds to an upper unit at its peak, by the expanded weights: the
+    kernel times the input under the unit's receptive field where the unit is most active
+    in each image, averaged over images (the linearized path's gradient times input).
+
+    Args:
+        kernels: [C_in, kh, kw] weights into the unit (a row of ``w``, or its learned part).
+        below: [N, C_in, H, W] the lower layer's activations on N images.
+        above: [N, H', W'] the unit's maps on the same images: peaks are their argmax.
+
+    Returns:
+        [C_in, kh, kw] contribution maps; their sums are the contributions.
+    """
+    n, c_in, height, width = below.shape
+    kh, kw = kernels.shape[1:]
+    stride = (max(1, round(height / above.shape[1])), max(1, round(width / above.shape[2])))
+    peaks = above.flatten(1).argmax(dim=1)
+    rows, cols = peaks // above.shape[2], peaks % above.shape[2]
+    pad = max(kh, kw) + max(stride) * 2 + max(abs(w.box_at[0]), abs(w.box_at[1]))
+    padded = F.pad(below.double(), (pad, pad, pad, pad))
+    total = np.zeros((c_in, kh, kw))
+    for i in range(n):
+        top = w.box_at[0] + stride[0] * (int(rows[i]) - w.upper_at[0]) + pad
+        left = w.box_at[1] + stride[1] * (int(cols[i]) - w.upper_at[1]) + pad
+        total += padded[i, :, top : top + kh, left : left + kw].cpu().numpy()
+    return kernels.astype(np.float64) * (total / max(1, n))
+
+
+def identity_skip(
+    model: nn.Module, lower: nn.Module, upper: nn.Module, image: torch.Tensor
+) -> bool:
+    """Whether ``upper``'s output is ``lower``'s output plus learned terms: a chain of
+    blocks with identity skips (torchvision's ``use_res_connect``, as in MobileNetV2's
+    inverted residuals), each fed by the one before, from ``lower`` up to ``upper``. Then
+    each channel of ``lower`` reaches its namesake in ``upper`` through the skip."""
+    blocks = [m for m in model.modules() if getattr(m, "use_res_connect", False) is True]
+    if upper not in blocks:
+        return False
+    ran: list[tuple[nn.Module, object, torch.Tensor]] = []
+
+    def record(module: nn.Module, inputs: tuple[object, ...], output: torch.Tensor) -> None:
+        ran.append((module, inputs[0] if inputs else None, output))
+
+    watched = list(dict.fromkeys([lower, *blocks]))
+    handles = [m.register_forward_hook(record) for m in watched]
+    try:
+        with torch.no_grad(), stop_after(upper):
+            model(image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    starts = [i for i, (m, _, _) in enumerate(ran) if m is lower]
+    if not starts:
+        return False
+    current, last = ran[starts[-1]][2], None
+    for module, given, output in ran[starts[-1] + 1 :]:
+        if given is current:  # a skip block fed by the chain so far
+            current, last = output, module
+    return last is upper and ran[-1][0] is upper and ran[-1][2] is current
 
 
 def heatmap_png(kernel: np.ndarray, size: int = 48, vmax: float | None = None) -> bytes:

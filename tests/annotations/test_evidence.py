@@ -26,15 +26,23 @@ from tests.conftest import REPO
 TARGET = "mobilenet_v2/f3:7"
 
 
-@pytest.fixture
-def corpus(tmp_path: Path, settings: Settings) -> Path:
-    """Six demo photos as the configured corpus: the target's examples are swept from it."""
-    folder = tmp_path / "corpus"
+@pytest.fixture(autouse=True)
+def few_draws(settings: Settings) -> None:
+    settings.MICROSCOPE_EVIDENCE_DRAWS = 20  # p down to 1/21: enough here, and fast
+
+
+def photos_corpus(folder: Path, settings: Settings, count: int) -> Path:
     folder.mkdir()
-    for photo in sorted((REPO / "demo" / "photos").glob("*.jpg"))[:6]:
+    for photo in sorted((REPO / "demo" / "photos").glob("*.jpg"))[:count]:
         shutil.copyfile(photo, folder / photo.name)
     settings.MICROSCOPE_EXAMPLES_DIR = str(folder)
     return folder
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, settings: Settings) -> Path:
+    """Six demo photos as the configured corpus: the target's examples are swept from it."""
+    return photos_corpus(tmp_path / "corpus", settings, 6)
 
 
 @pytest.fixture
@@ -82,12 +90,20 @@ def test_the_worker_stores_evidence_with_a_verdict_and_the_claim_page_shows_it(
     evidence = run(Evidence.objects.get(revision=claim.current_revision))
     assert evidence.status == Evidence.Status.DONE, evidence.error
     assert evidence.job.status == RenderJob.Status.DONE
-    connections = evidence.result["connections"]
+    result = evidence.result
+    connections = result["connections"]
     assert [c["rank"] for c in connections] == [1, 2]  # the claim names its top two inputs
-    assert evidence.verdict.startswith(f"{top_two[0]} is f3:7's #1")
-    assert "ablating both removes" in evidence.verdict and "random pairs" in evidence.verdict
-    ablation = evidence.result["ablation"]
-    assert ablation["images"] == 6 and ablation["random_draws"] == 20
+    # f3 is an inverted residual: the strongest input, all paths, is the target's namesake.
+    assert result["skip"] == top_two[0] == "f2:7"
+    assert evidence.verdict.startswith(result["outcome"].capitalize() + ": f2:7 (#1 learned")
+    assert "reaches f3:7 through the identity skip" in evidence.verdict
+    assert f"removing {top_two[1]} (#2 input, top 8.3%)" in evidence.verdict
+    ablation = result["ablation"]
+    assert ablation["count"] == 6 and result["random_draws"] == 20
+    assert ablation["components"][0]["baseline"]["draws"] == 20
+    # Six photos, all of them top examples: no other image for a random sample.
+    assert result["ablation_random"] is None and evidence.params["random_images"] == []
+    assert evidence.params["images_from"] == "corpus"  # the swept files, not stored copies
     # What made it is recorded: the images, the weights and the code.
     assert [image["image"] for image in evidence.params["images"]] == [
         entry["image"] for entry in Artifact.objects.get(
@@ -99,7 +115,25 @@ def test_the_worker_stores_evidence_with_a_verdict_and_the_claim_page_shows_it(
     page = client_for(author).get(claim.get_absolute_url()).content.decode()
     assert 'id="evidence-verdict"' in page and "#1 of 24" in page
     assert 'id="evidence-table"' in page and 'id="evidence-r2"' in page
-    assert "Random channel sets" in page
+    assert 'id="evidence-outcome"' in page and result["outcome"] in page
+
+
+def test_evidence_runs_on_the_top_examples_and_a_random_sample_of_the_corpus(
+    author: User, mobilenet: Model, tmp_path: Path, settings: Settings
+) -> None:
+    photos_corpus(tmp_path / "corpus", settings, 18)  # 16 top examples, 2 others
+    claim = post_circuit(author, TARGET, "f3:7 = f2:1 - f2:2")
+
+    evidence = run(Evidence.objects.get(revision=claim.current_revision))
+
+    assert evidence.status == Evidence.Status.DONE, evidence.error
+    top = {e["image"] for e in evidence.params["images"]}
+    sample = evidence.params["random_images"]
+    assert len(top) == 16 and len(sample) == 2 and not top & set(sample)
+    random = evidence.result["ablation_random"]
+    assert random["images"] == "random sample" and random["count"] == 2
+    assert [t["claimed_sign"] for t in random["components"]] == [1, -1]
+    assert "On 2 random corpus images" in evidence.verdict
 
 
 def test_editing_a_circuit_claim_computes_new_evidence_for_the_new_revision(
@@ -115,9 +149,16 @@ def test_editing_a_circuit_claim_computes_new_evidence_for_the_new_revision(
     assert len(callbacks) == 1 and second.pk != first.pk and claim.revision_number == 2
     second = run(second)
     assert second.status == Evidence.Status.DONE
-    assert len(second.result["connections"]) == 1 and "ablating it" in second.verdict
+    assert len(second.result["connections"]) == 1 and "removing f2:1" in second.verdict
     first.refresh_from_db()
     assert first.revision.number == 1 and len(first.result["connections"]) == 2  # kept
+    # The page shows the current revision's evidence, and an earlier one's on asking.
+    client = client_for(author)
+    page = client.get(claim.get_absolute_url()).content.decode()
+    assert second.verdict in page and 'href="?revision=1#evidence"' in page
+    earlier = client.get(claim.get_absolute_url() + "?revision=1").content.decode()
+    assert "Evidence from the model for revision 1" in earlier and first.verdict in earlier
+    assert 'href="?revision=2#evidence"' in earlier
 
 
 def test_a_claim_on_a_model_without_weights_has_evidence_unavailable(
@@ -172,8 +213,10 @@ def test_the_api_returns_a_claims_evidence(
     )
     run(Evidence.objects.get(revision=claim.current_revision))
     body = api.get(url).json()
-    assert body["status"] == "done" and body["verdict"].startswith("f2:1 is f3:7's #")
-    assert {"connections", "ablation", "sufficiency"} <= set(body["result"])
+    assert body["status"] == "done" and "removing f2:1 (#" in body["verdict"]
+    assert {"outcome", "connections", "ablation", "ablation_random", "sufficiency"} <= set(
+        body["result"]
+    )
     assert body["params"]["weights_sha256"] == mobilenet.weights_sha256
     assert api.get(f"{url}?revision=1").json()["verdict"] == body["verdict"]
     assert api.get(f"{url}?revision=9").status_code == 404

@@ -71,7 +71,7 @@ def test_a_neuron_lists_its_images_as_absolute_urls(
         "histogram": {"edges": [-1.0, 0.0, 1.0], "counts": [2, 7]},
     }
     stored(neuron, ArtifactKind.EXAMPLES, images=0, data=data)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(12):  # images 8, connections 4, whatever the sizes
         images = api.get(URL).json()["images"]
     assert images["featurevis"] == f"http://testserver{featurevis.urls[0]}"
     assert len(images["featurevis_diversity"]) == 4
@@ -140,3 +140,43 @@ def test_an_unknown_render_job_is_a_404(api: APIClient, db: None) -> None:
     response = api.get("/api/v1/render-jobs/999/")
     assert response.status_code == 404
     assert "no render job 999" in response.json()["error"]["message"]
+
+
+def test_a_neurons_strongest_inputs_and_outputs_are_in_the_api(
+    api: APIClient, neuron: Neuron
+) -> None:
+    """What the page's weight lists show, read from the weights artifacts."""
+    layer = neuron.layer
+    below = layer.model.layers.get(position=layer.position - 1)
+    entry = {
+        "channel": 2,
+        "strength": 0.5,
+        "sign": -1,
+        "rank": 1,
+        "skip": False,
+        "contribution": -0.2,
+        "kernel": [[0.5]],
+        "heatmap": "data:image/png;base64,",
+    }
+    stored(
+        neuron,
+        ArtifactKind.WEIGHTS,
+        images=0,
+        data={
+            "direction": "inputs",
+            "other": below.name,
+            "count": below.channels,
+            "kernel_size": [1, 1],
+            "connections": [entry],
+        },
+    )
+
+    body = api.get(URL).json()["connections"]
+
+    inputs = body["inputs"]
+    assert inputs["computed"] and inputs["layer"] == below.name
+    assert inputs["count"] == below.channels
+    (link,) = inputs["links"]
+    assert link["ref"] == f"{below.alias}:2" and link["sign"] == -1 and link["rank"] == 1
+    assert link["api_url"].endswith(f"/api/v1/neurons/{layer.model.slug}/{below.name}/2/")
+    assert body["outputs"]["computed"] is False and body["outputs"]["links"] == []

@@ -4,11 +4,16 @@ real weights, on the CPU (a layer takes about a second)."""
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
+from PIL import Image
 
 from jobs import lifecycle, params, planning, runner, selectors
 from jobs.models import Artifact, ArtifactKind, RenderJob
@@ -61,10 +66,15 @@ def test_a_weights_job_stores_strongest_inputs_ranked_as_render_weights_ranks_th
         assert data["other"] == "features_1" and data["count"] == 16
         assert [c["channel"] for c in data["connections"]] == [c.channel for c in ranking]
         assert [c["rank"] for c in data["connections"]] == list(range(1, 11))
+        # Signs are what each input adds at the neuron's peaks on corpus images.
+        assert data["signs_from"] == f"32 images of {settings.MICROSCOPE_EXAMPLES_DIR}"
         for entry, expected in zip(data["connections"], ranking, strict=True):
             assert entry["strength"] == pytest.approx(expected.strength, rel=1e-5)
-            assert entry["sign"] == expected.sign
-            assert entry["heatmap"].startswith("data:image/png;base64,")
+            assert entry["sign"] == (1 if entry["contribution"] >= 0 else -1)
+            assert entry["skip"] is False  # features_2 widens 16 -> 24: no identity skip
+            png = base64.b64decode(entry["heatmap"].removeprefix("data:image/png;base64,"))
+            rgb = np.asarray(Image.open(io.BytesIO(png)), dtype=float)
+            assert np.sign((rgb[..., 0] - rgb[..., 2]).sum()) == entry["sign"]  # red: adds
             assert len(entry["kernel"]) == data["kernel_size"][0]
 
 

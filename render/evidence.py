@@ -135,6 +135,7 @@ class Test:
     p_value: float | None  # of learned_drop in the claimed direction
     p_opposite: float | None  # the same in the opposite direction
     p_all_paths: float | None  # of drop, where a skip namesake is in it (else None)
+    p_all_opposite: float | None  # the same in the opposite direction
     finding: str  # over the learned path: agrees, contradicts, nothing, silent
     finding_all_paths: str | None  # the same for drop, where a skip namesake is in it
 
@@ -673,13 +674,13 @@ def _test(
 
     p_value, p_opposite = p(learned_drop, sign), p(learned_drop, -sign)
     finding = _finding(sign, learned_interval, p_value, p_opposite)
-    p_all = finding_all = None
+    p_all = p_all_opposite = finding_all = None
     if skip:
-        p_all = p(drop, sign)
-        finding_all = _finding(sign, interval, p_all, p(drop, -sign))
+        p_all, p_all_opposite = p(drop, sign), p(drop, -sign)
+        finding_all = _finding(sign, interval, p_all, p_all_opposite)
     return Test(
         names, sign, drop, interval, learned_drop, learned_interval, baseline, p_value,
-        p_opposite, p_all, finding, finding_all,
+        p_opposite, p_all, p_all_opposite, finding, finding_all,
     )  # fmt: skip
 
 
@@ -844,6 +845,15 @@ def _ending(test: Test, target: str, who: str) -> str:
     return f": {who} {'does' if len(test.names) == 1 else 'do'} nothing measurable"
 
 
+def _p_all(test: Test) -> str:
+    """The p-value over all paths, in the direction its finding reads."""
+    if test.p_all_paths is None or test.p_all_opposite is None:
+        return ""
+    if test.finding_all_paths == CONTRADICTS:
+        return f" (p = {test.p_all_opposite:.3f} for the opposite sign)"
+    return f" (p = {test.p_all_paths:.3f})"
+
+
 def _skip_ending(test: Test) -> str:
     if test.finding == AGREES:
         return ", as claimed"
@@ -865,7 +875,8 @@ def _clause(test: Test, target: str, connection: ConnectionEvidence | None) -> s
     if connection is not None and connection.skip:
         return (
             f"{who}{rank} reaches {target} through the identity skip: removing it "
-            f"{_change(target, test.drop)}; over its learned path alone removing it "
+            f"{_change(target, test.drop, test.interval)}{_p_all(test)}; over its learned "
+            "path alone removing it "
             f"{_effect(test, target)}{_skip_ending(test)}"
         )
     return f"removing {who}{rank} {_effect(test, target)}{_ending(test, target, who)}"

@@ -259,7 +259,7 @@ def test_a_claim_through_the_skip_is_reported_as_such() -> None:
     (test,) = skip.ablation.components
     assert test.drop > 0.5 and test.learned_drop == pytest.approx(0.0, abs=1e-6)
     assert test.finding == "nothing" and test.finding_all_paths == "agrees"
-    assert test.p_all_paths == pytest.approx(1 / WIDTH)
+    assert test.p_all_paths == pytest.approx(1 / WIDTH) and test.p_all_opposite == 1.0
     assert test.baseline.draws == WIDTH - 1  # never the namesake (here the component)
     skip_clause = "a:3 (claimed excitatory; #5 learned-path input, top 16%) reaches t:3 through"
     assert skip.verdict.startswith(f"Skip only: {skip_clause} the identity skip")

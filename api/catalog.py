@@ -4,6 +4,7 @@ visualizations, dataset examples, histogram), its jobs, and where its claims are
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import urlencode
 
 from django.db.models import QuerySet
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api.jobs import RenderJobSerializer
+from jobs.atlas import coverage
 from jobs.models import Artifact
 from jobs.selectors import Connections, Example, NeuronVisuals, neuron_visuals, neuron_weights
 from neurons import selectors
@@ -99,6 +101,30 @@ def _neuron_api_path(neuron: Neuron) -> str:
     return f"/api/v1/neurons/{neuron.layer.model.slug}/{neuron.layer.name}/{neuron.index}/"
 
 
+class CoverageSerializer(serializers.Serializer):
+    layer = serializers.CharField()
+    alias = serializers.CharField()
+    channels = serializers.IntegerField()
+    height = serializers.IntegerField()
+    width = serializers.IntegerField()
+    examples = serializers.IntegerField(help_text="channels with dataset examples")
+    preview = serializers.IntegerField(help_text="channels with a preview feature visualization")
+    full = serializers.IntegerField(help_text="channels with a full feature visualization")
+
+
+class ModelDetailSerializer(ModelSerializer):
+    coverage = serializers.SerializerMethodField(
+        help_text="per layer, what is rendered under the current weights"
+    )
+
+    class Meta(ModelSerializer.Meta):
+        fields = [*ModelSerializer.Meta.fields, "coverage"]
+
+    @extend_schema_field(CoverageSerializer(many=True))
+    def get_coverage(self, obj: Model) -> list[dict[str, object]]:
+        return [dataclasses.asdict(row) for row in coverage(model=obj)]
+
+
 class ModelListApi(generics.ListAPIView):
     serializer_class = ModelSerializer
 
@@ -107,7 +133,7 @@ class ModelListApi(generics.ListAPIView):
 
 
 class ModelDetailApi(generics.RetrieveAPIView):
-    serializer_class = ModelSerializer
+    serializer_class = ModelDetailSerializer
 
     def get_object(self) -> Model:
         return selectors.model_list().get(pk=selectors.model_get(slug=self.kwargs["model"]).pk)
@@ -153,6 +179,9 @@ class HistogramSerializer(serializers.Serializer):
 
 class ImagesSerializer(serializers.Serializer):
     featurevis = serializers.CharField(allow_null=True, help_text="the channel's visualization")
+    featurevis_tier = serializers.CharField(
+        allow_null=True, help_text="its quality tier: preview, full or custom (the best there is)"
+    )
     featurevis_neuron = serializers.CharField(allow_null=True, help_text="its centre neuron's")
     featurevis_negative = serializers.CharField(allow_null=True)
     featurevis_diversity = serializers.ListField(child=serializers.CharField())
@@ -228,6 +257,7 @@ class NeuronDetailSerializer(NeuronSerializer):
         histogram = visuals.examples.data.get("histogram") if visuals.examples else None
         return {
             "featurevis": self._first(visuals.featurevis),
+            "featurevis_tier": visuals.featurevis_tier or None,
             "featurevis_neuron": self._first(visuals.neuron),
             "featurevis_negative": self._first(visuals.negative),
             "featurevis_diversity": [

@@ -25,7 +25,31 @@ EXAMPLES_BINS = 50
 WEIGHTS_TOP = 10
 WEIGHTS_TOP_MAX = 64
 INPUTS, OUTPUTS = "inputs", "outputs"
-FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr")
+FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr", "upsample")
+
+# Quality tiers of feature visualization: a preset of parameters each. "full" is lucent's
+# recipe (its steps settable: MICROSCOPE_RENDER_STEPS); "preview" is fast enough to cover a
+# whole model on a CPU (bench/atlas.py), fed to the model at its own size.
+TIERS = ("preview", "full")
+PREVIEW = {"steps": 32, "size": 96, "lr": 0.1, "upsample": False}
+
+
+def tier_params(tier: str) -> dict[str, Any]:
+    """The feature vis parameters of a tier, checked."""
+    if tier == "preview":
+        return featurevis_params(**PREVIEW)
+    if tier == "full":
+        return featurevis_params()
+    raise ValidationError({"tier": f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}"})
+
+
+def tier_of(params: Mapping[str, Any]) -> str:
+    """What a feature visualization's parameters amount to: "preview", "full" or "custom"."""
+    for tier in TIERS:
+        wanted = tier_params(tier)
+        if all(params.get(k, True if k == "upsample" else None) == v for k, v in wanted.items()):
+            return tier
+    return "custom"
 
 
 def _picked(params: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -40,14 +64,22 @@ def _number(field: str, value: Any, kind: type) -> Any:
 
 
 def featurevis_params(
-    *, steps: int | None = None, size: int | None = None, seed: int = 0, lr: float = 0.05
+    *,
+    steps: int | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    lr: float = 0.05,
+    upsample: bool = True,
 ) -> dict[str, Any]:
     """A job's feature vis parameters, checked; defaults from settings."""
+    if not isinstance(upsample, bool):
+        raise ValidationError({"upsample": f"upsample must be true or false, got {upsample!r}"})
     params = FeatureVisParams(
         steps=_number("steps", settings.MICROSCOPE_RENDER_STEPS if steps is None else steps, int),
         size=_number("size", settings.MICROSCOPE_RENDER_SIZE if size is None else size, int),
         seed=_number("seed", seed, int),
         lr=_number("lr", lr, float),
+        upsample=upsample,
     )
     try:
         params.validate()
@@ -56,7 +88,10 @@ def featurevis_params(
         raise ValidationError(
             {field if field in FEATUREVIS_FIELDS else "params": str(exc)}
         ) from None
-    return {"steps": params.steps, "size": params.size, "seed": params.seed, "lr": params.lr}
+    checked = {"steps": params.steps, "size": params.size, "seed": params.seed, "lr": params.lr}
+    if not params.upsample:  # absent means upsampled: every render made before tiers
+        checked["upsample"] = False
+    return checked
 
 
 def examples_params(
@@ -121,6 +156,7 @@ def featurevis_identity(
         "size": params["size"],
         "seed": params["seed"],
         "lr": params["lr"],
+        **({"upsample": False} if params.get("upsample") is False else {}),
         "code_version": render.CODE_VERSION,
     }
 

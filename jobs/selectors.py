@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from jobs.models import Artifact, ArtifactKind, RenderJob
-from jobs.params import INPUTS, OUTPUTS
+from jobs.params import INPUTS, OUTPUTS, tier_of
 from neurons.models import Layer, Neuron
 from neurons.selectors import layer_above, layer_below
 from render import catalog
@@ -49,9 +49,15 @@ class Bar:
     title: str
 
 
+def _tier_rank(identity: dict[str, Any]) -> int:
+    """Full (and custom) renders before previews."""
+    return 0 if identity.get("upsample") is False else 1
+
+
 @dataclass
 class NeuronVisuals:
     featurevis: Artifact | None = None
+    featurevis_tier: str = ""  # "preview", "full" or "custom"
     neuron: Artifact | None = None
     negative: Artifact | None = None
     diversity: Artifact | None = None
@@ -167,10 +173,13 @@ def neuron_visuals(*, neuron: Neuron) -> NeuronVisuals:
         ArtifactKind.EXAMPLES: "examples",
     }
     artifacts = Artifact.objects.filter(neuron=neuron, kind__in=list(slots))
-    for artifact in artifacts.order_by("-created", "-pk"):
+    for artifact in artifacts.order_by("-created", "-pk"):  # the best tier, then the newest
         slot = slots[ArtifactKind(artifact.kind)]
-        if getattr(visuals, slot) is None:
+        held = getattr(visuals, slot)
+        if held is None or _tier_rank(artifact.params) > _tier_rank(held.params):
             setattr(visuals, slot, artifact)
+    if visuals.featurevis is not None:
+        visuals.featurevis_tier = tier_of(visuals.featurevis.params)
     if visuals.examples is not None:
         data = visuals.examples.data
         size = data["input_size"]
@@ -305,17 +314,19 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
 
 
 def _newest_featurevis_urls(artifacts: QuerySet[Artifact], key: str) -> dict[Any, str]:
-    """``key`` value -> URL of the newest feature visualization among ``artifacts``; one query."""
-    urls: dict[Any, str] = {}
+    """``key`` value -> URL of the best feature visualization among ``artifacts`` (full before
+    preview, then the newest); one query."""
+    best: dict[Any, tuple[int, str]] = {}
     rows = (
         artifacts.filter(kind=ArtifactKind.FEATUREVIS)
         .order_by("-created", "-pk")
-        .values_list(key, "files")
+        .values_list(key, "files", "params")
     )
-    for value, files in rows:
-        if value not in urls and files:
-            urls[value] = default_storage.url(files[0])
-    return urls
+    for value, files, identity in rows:  # the best tier, then the newest
+        rank = _tier_rank(identity)
+        if files and (value not in best or rank > best[value][0]):
+            best[value] = (rank, files[0])
+    return {value: default_storage.url(name) for value, (_, name) in best.items()}
 
 
 def layer_thumbnails(*, layer: Layer) -> dict[int, str]:

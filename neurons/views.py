@@ -14,9 +14,8 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 
 def model_detail(request: HttpRequest, model: str) -> HttpResponse:
-    found = selectors.model_get(slug=model)
-    layers = selectors.layer_list(model=found)
-    return render(request, "neurons/model_detail.html", {"model": found, "layers": layers})
+    found = selectors.model_get(slug=model)  # its layers' table and coverage: a jobs tag
+    return render(request, "neurons/model_detail.html", {"model": found})
 
 
 def layer_detail(request: HttpRequest, model: str, layer: str) -> HttpResponse:

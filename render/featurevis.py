@@ -3,7 +3,8 @@
 The recipe is Lucid's, as ported by lucent: an FFT image parameterization with
 decorrelated colour (``lucent.optvis.param``), lucent's ``standard_transforms`` (pad 12,
 jitter 8, scale 0.9-1.1, rotate +-10 degrees, jitter 4), Adam at lr 0.05 for 512 steps, and
-128 px images upsampled to the model's input size before its preprocessing.
+128 px images upsampled to the model's input size before its preprocessing (or, with
+``upsample=False``, fed as they are, as Lucid's original recipe did: the preview tier).
 
 The render loop is ours, for speed and hygiene:
 
@@ -487,7 +488,7 @@ def render_channels(
 
         def layer_output(rgb: torch.Tensor) -> torch.Tensor:
             size = organism.input_size
-            if rgb.shape[2] < size or rgb.shape[3] < size:  # lucent's rule
+            if params.upsample and (rgb.shape[2] < size or rgb.shape[3] < size):  # lucent's
                 rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=True)
             x = organism.preprocess(rgb)
             if channels_last:

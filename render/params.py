@@ -22,6 +22,9 @@ class FeatureVisParams:
     size: int = 128
     seed: int = 0
     lr: float = 0.05
+    # Upsample the image to the model's input size, as lucent does (True), or feed it as it
+    # is, as Lucid's original recipe did (False: faster, the preview tier).
+    upsample: bool = True
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:

@@ -41,6 +41,7 @@ def featurevis_run(*, job: RenderJob, progress: Progress) -> None:
         size=job.params["size"],
         seed=job.params["seed"],
         lr=job.params["lr"],
+        upsample=job.params.get("upsample", True),
     )
     neurons = {n.index: n for n in Neuron.objects.filter(layer=layer, index__in=todo)}
     batch = max(1, settings.MICROSCOPE_RENDER_BATCH // recipe.images_per_channel)

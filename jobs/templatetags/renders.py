@@ -1,7 +1,8 @@
 """Renders on the catalog's pages, as tags so that the catalog's views need not know them.
 
 ``{% load renders %}{% neuron_visuals neuron %}`` and ``{% neuron_weights neuron %}`` on a
-neuron's page and ``{% layer_grid layer %}`` on a layer's page.
+neuron's page, ``{% layer_grid layer %}`` on a layer's page and ``{% model_coverage model %}``
+on a model's page.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 from django import template
 
 from jobs import selectors
-from neurons.models import Layer, Neuron
+from jobs.atlas import coverage
+from neurons.models import Layer, Model, Neuron
 
 register = template.Library()
 
@@ -44,3 +46,8 @@ def layer_grid(layer: Layer) -> dict[str, Any]:
         "model": layer.model,
         "cells": [(index, thumbnails.get(index)) for index in range(layer.channels)],
     }
+
+
+@register.inclusion_tag("jobs/_model_coverage.html")
+def model_coverage(model: Model) -> dict[str, Any]:
+    return {"model": model, "rows": coverage(model=model)}

@@ -39,6 +39,7 @@ def test_a_neuron_without_renders_says_what_is_missing(api: APIClient, neuron: N
     assert body["ref"] == REF
     assert body["images"] == {
         "featurevis": None,
+        "featurevis_tier": None,
         "featurevis_neuron": None,
         "featurevis_negative": None,
         "featurevis_diversity": [],

@@ -24,9 +24,10 @@ def test_a_model_page_lists_its_layers_with_channel_counts(
 ) -> None:
     response = client.get("/models/inceptionv1/")
     assert response.status_code == 200
-    assert [layer.name for layer in response.context["layers"]][-1] == "mixed5b"
+    assert [row.layer for row in response.context["rows"]][-1] == "mixed5b"
     assert b'href="/models/inceptionv1/mixed4c/"' in response.content
-    assert b"<td>1024</td>" in response.content
+    assert b'<td class="num">1024</td>' in response.content
+    assert b'<td class="num">0/1024</td>' in response.content  # coverage: nothing yet
     assert b"Weights are not installed here" in response.content
 
 

@@ -1,0 +1,121 @@
+"""The atlas of a model: everything its pages need, planned as jobs many workers share.
+
+:func:`atlas_request` asks for the dataset-example sweep (one job for every layer), the
+connecting weights (one job per layer) and feature visualizations of every channel of
+every significant layer at a quality tier, in jobs of ``chunk`` channels so that N workers
+on the ``gpu`` queue share them. What is stored is not asked for again, and a queued job
+asking for the same is joined, so asking again queues only what is missing. Torch-free.
+
+:func:`coverage` counts, per layer, the channels that have dataset examples and feature
+visualizations of each tier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count, QuerySet
+
+import render
+from jobs import params
+from jobs.models import Artifact, ArtifactKind
+from jobs.planning import RenderPlan, render_request
+from neurons.models import Layer, Model
+
+CHUNK = 32  # channels per feature visualization job: a few minutes of a CPU worker
+
+
+@transaction.atomic
+def atlas_request(
+    *,
+    model: Model,
+    tier: str = "preview",
+    layers: Sequence[Layer] | None = None,
+    chunk: int = CHUNK,
+    enqueue: bool = True,
+) -> RenderPlan:
+    """Queue what the model's pages lack at ``tier`` (see the module docstring)."""
+    fv_params = params.tier_params(tier)
+    chosen = list(layers) if layers else list(model.layers.order_by("position"))
+    for layer in chosen:
+        layer.model = model
+    plan = render_request(
+        model=model,
+        layers=chosen,
+        kinds=[ArtifactKind.EXAMPLES, ArtifactKind.WEIGHTS],
+        enqueue=enqueue,
+    )
+    for layer in chosen:
+        for start in range(0, layer.channels, chunk):
+            plan = plan.extend(
+                render_request(
+                    model=model,
+                    layers=[layer],
+                    kinds=[ArtifactKind.FEATUREVIS],
+                    channels=range(start, min(start + chunk, layer.channels)),
+                    featurevis=fv_params,
+                    enqueue=enqueue,
+                )
+            )
+    return plan
+
+
+@dataclass(frozen=True)
+class LayerCoverage:
+    layer: str
+    alias: str
+    channels: int
+    height: int
+    width: int
+    examples: int
+    preview: int
+    full: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.layer}: {self.preview}/{self.channels} preview, "
+            f"{self.full}/{self.channels} full, {self.examples}/{self.channels} examples"
+        )
+
+
+def coverage(*, model: Model) -> list[LayerCoverage]:
+    """Per layer, channels with dataset examples and with a preview or full feature
+    visualization, under the model's current weights; three queries."""
+    current = Artifact.objects.filter(
+        layer__model=model, params__weights_sha256=model.weights_sha256
+    )
+
+    def counted(rows: QuerySet[Artifact]) -> dict[int, int]:
+        return dict(rows.values_list("layer_id").annotate(n=Count("neuron_id", distinct=True)))
+
+    examples = counted(current.filter(kind=ArtifactKind.EXAMPLES))
+    tiers = {}
+    for tier in params.TIERS:
+        wanted = params.tier_params(tier)
+        rows = current.filter(
+            kind=ArtifactKind.FEATUREVIS,
+            params__steps=wanted["steps"],
+            params__size=wanted["size"],
+            params__seed=wanted["seed"],
+            params__code_version=render.CODE_VERSION,
+        )
+        if wanted.get("upsample") is False:
+            rows = rows.filter(params__upsample=False)
+        else:
+            rows = rows.exclude(params__has_key="upsample")
+        tiers[tier] = counted(rows)
+    return [
+        LayerCoverage(
+            layer=layer.name,
+            alias=layer.alias,
+            channels=layer.channels,
+            height=layer.height,
+            width=layer.width,
+            examples=examples.get(layer.pk, 0),
+            preview=tiers["preview"].get(layer.pk, 0),
+            full=tiers["full"].get(layer.pk, 0),
+        )
+        for layer in model.layers.order_by("position")
+    ]

@@ -1,0 +1,106 @@
+"""The atlas: everything a model's pages need, planned in chunks many workers share, asked
+for again without duplicates, counted per layer, and shown at the best tier there is."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
+
+from jobs import params, selectors, storage
+from jobs.atlas import atlas_request, coverage
+from jobs.models import Artifact, ArtifactKind, RenderJob
+from neurons.models import Model
+from tests.jobs.test_render_pages import png
+
+
+def atlas(*args: str) -> str:
+    out = StringIO()
+    call_command("atlas", *args, stdout=out, verbosity=0)
+    return out.getvalue()
+
+
+def test_an_atlas_is_planned_in_chunks_and_asking_again_adds_nothing(mobilenet: Model) -> None:
+    f0, f1 = mobilenet.layers.get(name="features_0"), mobilenet.layers.get(name="features_1")
+
+    plan = atlas_request(model=mobilenet, layers=[f0, f1], chunk=8, enqueue=False)
+
+    featurevis = [j for j in plan.jobs if j.kind == ArtifactKind.FEATUREVIS]
+    spans = sorted((j.layer.name, j.channel_start, j.channel_stop) for j in featurevis)
+    assert spans == [("features_0", s, s + 8) for s in range(0, 32, 8)] + [
+        ("features_1", s, s + 8) for s in range(0, 16, 8)
+    ]
+    assert all(j.params == params.tier_params("preview") for j in featurevis)
+    assert {j.kind for j in plan.jobs} == {"featurevis", "examples", "weights"}
+    assert plan.missing == 48 and plan.existing == 0
+    count = RenderJob.objects.count()
+    again = atlas_request(model=mobilenet, layers=[f0, f1], chunk=8, enqueue=False)
+    assert RenderJob.objects.count() == count  # the same jobs, joined
+    assert {j.pk for j in again.jobs} == {j.pk for j in plan.jobs}
+
+
+def test_the_atlas_command_renders_a_layer_and_reports_its_coverage(
+    mobilenet: Model, corpus: Path, settings: Settings
+) -> None:
+    settings.MICROSCOPE_EXAMPLES_DIR = str(corpus)
+
+    first = atlas("mobilenet_v2", "--layers", "f0", "--chunk", "16", "--sync")
+
+    assert "0 feature visualizations already rendered, 32 to render" in first
+    assert "features_0: 32/32 preview, 0/32 full, 32/32 examples" in first
+    stored = Artifact.objects.filter(layer__name="features_0", kind=ArtifactKind.FEATUREVIS)
+    assert stored.count() == 32  # each channel once
+    assert all(params.tier_of(a.params) == "preview" for a in stored)
+    again = atlas("mobilenet_v2", "--layers", "f0", "--sync")
+    assert "32 feature visualizations already rendered, 0 to render" in again
+    assert stored.count() == 32
+    (row,) = [r for r in coverage(model=mobilenet) if r.layer == "features_0"]
+    assert (row.preview, row.full, row.examples, row.channels) == (32, 0, 32, 32)
+    body = APIClient().get("/api/v1/models/mobilenet_v2/").json()
+    assert body["coverage"][0] == {
+        "layer": "features_0", "alias": "f0", "channels": 32, "height": 112, "width": 112,
+        "examples": 32, "preview": 32, "full": 0,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mobilenet_v2", "--chunk", "0"], "--chunk must be at least 1"),
+        (["mobilenet_v2", "--layers", "f99"], "f99"),
+        (["vgg99"], "vgg99"),
+    ],
+)
+def test_the_atlas_command_refuses_bad_input_in_words(
+    mobilenet: Model, args: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError, match=message):
+        atlas(*args)
+    assert not RenderJob.objects.exists()
+
+
+def test_pages_show_the_best_tier_there_is_and_say_which(mobilenet: Model) -> None:
+    neuron = mobilenet.layers.get(name="features_3").neurons.get(index=2)
+    neuron.layer.model = mobilenet
+    base = {"kind": "featurevis", "model": "mobilenet_v2", "layer": "features_3", "channel": 2}
+    base["weights_sha256"] = mobilenet.weights_sha256
+    full_identity = {**base, **params.featurevis_params(), "code_version": "1"}
+    preview_identity = {**base, **params.tier_params("preview"), "code_version": "1"}
+    full = storage.artifact_create(
+        kind=ArtifactKind.FEATUREVIS, neuron=neuron, identity=full_identity, images=[png()]
+    )
+    storage.artifact_create(  # newer, but a preview
+        kind=ArtifactKind.FEATUREVIS, neuron=neuron, identity=preview_identity, images=[png()]
+    )
+
+    visuals = selectors.neuron_visuals(neuron=neuron)
+
+    assert visuals.featurevis.pk == full.pk and visuals.featurevis_tier == "full"
+    thumbnails = selectors.neuron_thumbnail_urls(neurons=[neuron])
+    assert thumbnails[neuron.pk].endswith(full.files[0].rsplit("/", 1)[-1])
+    images = APIClient().get("/api/v1/neurons/mobilenet_v2/features_3/2/").json()["images"]
+    assert images["featurevis_tier"] == "full"

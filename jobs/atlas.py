@@ -12,8 +12,9 @@ visualizations of each tier.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, QuerySet
@@ -34,10 +35,12 @@ def atlas_request(
     tier: str = "preview",
     layers: Sequence[Layer] | None = None,
     chunk: int = CHUNK,
+    featurevis: Mapping[str, Any] | None = None,
     enqueue: bool = True,
 ) -> RenderPlan:
-    """Queue what the model's pages lack at ``tier`` (see the module docstring)."""
-    fv_params = params.tier_params(tier)
+    """Queue what the model's pages lack at ``tier`` (see the module docstring);
+    ``featurevis`` parameters, where given, replace the tier's."""
+    fv_params = params.tier_params(tier) if featurevis is None else dict(featurevis)
     chosen = list(layers) if layers else list(model.layers.order_by("position"))
     for layer in chosen:
         layer.model = model

@@ -97,12 +97,10 @@ def coverage(*, model: Model) -> list[LayerCoverage]:
     tiers = {}
     for tier in params.TIERS:
         wanted = params.tier_params(tier)
-        rows = current.filter(
+        rows = current.filter(  # what params.tier_of says, as a query
             kind=ArtifactKind.FEATUREVIS,
-            params__steps=wanted["steps"],
-            params__size=wanted["size"],
-            params__seed=wanted["seed"],
             params__code_version=render.CODE_VERSION,
+            **{f"params__{k}": wanted[k] for k in params.TIER_FIELDS},
         )
         if wanted.get("upsample") is False:
             rows = rows.filter(params__upsample=False)

@@ -31,6 +31,7 @@ FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr", "upsample")
 # recipe (its steps settable: MICROSCOPE_RENDER_STEPS); "preview" is fast enough to cover a
 # whole model on a CPU (bench/atlas.py), fed to the model at its own size.
 TIERS = ("preview", "full")
+TIER_FIELDS = ("steps", "size", "lr")  # with "upsample", what tells the tiers apart
 PREVIEW = {"steps": 32, "size": 96, "lr": 0.1, "upsample": False}
 
 
@@ -44,10 +45,12 @@ def tier_params(tier: str) -> dict[str, Any]:
 
 
 def tier_of(params: Mapping[str, Any]) -> str:
-    """What a feature visualization's parameters amount to: "preview", "full" or "custom"."""
+    """What a feature visualization's parameters amount to: "preview", "full" or "custom".
+    Any seed; steps, size, lr and whether the image was upsampled decide."""
     for tier in TIERS:
         wanted = tier_params(tier)
-        if all(params.get(k, True if k == "upsample" else None) == v for k, v in wanted.items()):
+        same = all(params.get(k) == wanted[k] for k in TIER_FIELDS)
+        if same and params.get("upsample", True) == wanted.get("upsample", True):
             return tier
     return "custom"
 
@@ -175,6 +178,7 @@ def examples_identity(
         "k": params["k"],
         "bins": params["bins"],
         "input_size": layer.model.input_size,
+        "crops": "receptive field",  # examples carry their unit's field (render.examples)
         "code_version": render.CODE_VERSION,
     }
 

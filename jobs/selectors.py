@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+import render
 from jobs.models import Artifact, ArtifactKind, RenderJob
 from jobs.params import INPUTS, OUTPUTS, tier_of
 from neurons.models import Layer, Neuron
@@ -38,6 +39,12 @@ class Example:
     pos: tuple[int, int]
     # The box around the max (or min) position, in percent of the image: left, top, w, h.
     box: tuple[float, float, float, float]
+    # The square of the image to show (pixels: left, top, side) and the unit's receptive
+    # field (pixels: left, top, width, height), where the sweep measured it.
+    crop: tuple[int, int, int] = (0, 0, 0)
+    field: tuple[float, float, float, float] | None = None
+    size: int = 0  # the image's side in pixels
+    both: bool = False  # the image is among the top and the bottom examples
 
 
 @dataclass
@@ -49,9 +56,14 @@ class Bar:
     title: str
 
 
-def _tier_rank(identity: dict[str, Any]) -> int:
-    """Full (and custom) renders before previews."""
-    return 0 if identity.get("upsample") is False else 1
+def _tier_rank(identity: dict[str, Any], weights_sha256: str) -> tuple[bool, int]:
+    """What a page shows first: renders of the current weights and code, then full (and
+    custom) renders before previews."""
+    current = (
+        identity.get("weights_sha256") == weights_sha256
+        and identity.get("code_version") == render.CODE_VERSION
+    )
+    return current, 0 if identity.get("upsample") is False else 1
 
 
 @dataclass
@@ -82,11 +94,14 @@ class NeuronVisuals:
         return any((self.featurevis, self.neuron, self.negative, self.diversity, self.examples))
 
 
-def _examples(entries: list[dict[str, Any]], input_size: int) -> list[Example]:
+def _examples(
+    entries: list[dict[str, Any]], input_size: int, others: set[str] = frozenset()
+) -> list[Example]:
     found = []
     for entry in entries:
         left, top, right, bottom = entry["box"]
         box = tuple(100 * v / input_size for v in (left, top, right - left, bottom - top))
+        unit = entry.get("field")
         found.append(
             Example(
                 url=default_storage.url(entry["file"]),
@@ -94,6 +109,12 @@ def _examples(entries: list[dict[str, Any]], input_size: int) -> list[Example]:
                 value=entry["value"],
                 pos=tuple(entry["pos"]),
                 box=box,
+                crop=(left, top, right - left),
+                field=None
+                if unit is None
+                else (unit[0], unit[1], unit[2] - unit[0], unit[3] - unit[1]),
+                size=input_size,
+                both=entry["image"] in others,
             )
         )
     return found
@@ -173,18 +194,20 @@ def neuron_visuals(*, neuron: Neuron) -> NeuronVisuals:
         ArtifactKind.EXAMPLES: "examples",
     }
     artifacts = Artifact.objects.filter(neuron=neuron, kind__in=list(slots))
+    sha = neuron.layer.model.weights_sha256
     for artifact in artifacts.order_by("-created", "-pk"):  # the best tier, then the newest
         slot = slots[ArtifactKind(artifact.kind)]
         held = getattr(visuals, slot)
-        if held is None or _tier_rank(artifact.params) > _tier_rank(held.params):
+        if held is None or _tier_rank(artifact.params, sha) > _tier_rank(held.params, sha):
             setattr(visuals, slot, artifact)
     if visuals.featurevis is not None:
         visuals.featurevis_tier = tier_of(visuals.featurevis.params)
     if visuals.examples is not None:
         data = visuals.examples.data
         size = data["input_size"]
-        visuals.top = _examples(data["top"], size)
-        visuals.bottom = _examples(data["bottom"], size)
+        tops, bottoms = ({e["image"] for e in data[side]} for side in ("top", "bottom"))
+        visuals.top = _examples(data["top"], size, bottoms)
+        visuals.bottom = _examples(data["bottom"], size, tops)
         visuals.bottom_flat = (
             len(visuals.bottom) > 1 and len({e.value for e in visuals.bottom}) == 1
         )
@@ -316,14 +339,14 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
 def _newest_featurevis_urls(artifacts: QuerySet[Artifact], key: str) -> dict[Any, str]:
     """``key`` value -> URL of the best feature visualization among ``artifacts`` (full before
     preview, then the newest); one query."""
-    best: dict[Any, tuple[int, str]] = {}
+    best: dict[Any, tuple[tuple[bool, int], str]] = {}
     rows = (
         artifacts.filter(kind=ArtifactKind.FEATUREVIS)
         .order_by("-created", "-pk")
-        .values_list(key, "files", "params")
+        .values_list(key, "files", "params", "layer__model__weights_sha256")
     )
-    for value, files, identity in rows:  # the best tier, then the newest
-        rank = _tier_rank(identity)
+    for value, files, identity, sha in rows:  # the best tier, then the newest
+        rank = _tier_rank(identity, sha)
         if files and (value not in best or rank > best[value][0]):
             best[value] = (rank, files[0])
     return {value: default_storage.url(name) for value, (_, name) in best.items()}

@@ -34,10 +34,12 @@ images; README's "Evidence" section says what each one means and where it stops.
 
 Findings: a component or group *agrees* where its p-value is at most ``ALPHA`` and its
 bootstrap interval excludes zero on the claimed side; it *contradicts* the claim where the
-same holds on the opposite side; else it does *nothing* measurable. The outcome: supported
-(everything agrees), partly supported (some agree, the rest do nothing), contradicted
-(something contradicts), skip only (only a skip namesake agrees, and only through the
-skip), not supported, or silent (the target does not fire on the images).
+same holds on the opposite side; else it does *nothing* measurable; it is *untestable*
+where its layer has too few other channels for p to reach ``ALPHA`` (fewer than 19). The
+outcome: supported (everything agrees), partly supported (some agree, the rest do
+nothing), contradicted (something contradicts), skip only (only a skip namesake agrees,
+and only through the skip), untestable, not supported, or silent (the target does not
+fire on the images: its mean spatial max is not positive).
 
 Channels are zeroed by forward hooks on the components' modules, removed afterwards. All
 variants (intact, each test, every random draw) run in one forward pass per chunk of
@@ -50,6 +52,8 @@ variants run one pass each instead.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -78,6 +82,8 @@ __all__ = [
 ALPHA = 0.05  # the p-value at or under which an effect counts
 BOOTSTRAP = 1000  # resamples of the images for each interval
 AGREES, CONTRADICTS, NOTHING, SILENT = "agrees", "contradicts", "nothing", "silent"
+# Too few random channels to reach ALPHA: the smallest p, 1/(n+1), is above it.
+UNTESTABLE = "untestable"
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ class Baseline:
     """Random channels (or channel sets) of the same layers, zeroed instead."""
 
     draws: int
-    exhaustive: bool  # every eligible single channel was tried
+    exhaustive: bool  # every eligible channel (or channel set) was tried
     mean: float
     std: float
     median: float
@@ -218,6 +224,7 @@ class _Plan:
     each: list[int]  # variant of each component alone
     groups: list[tuple[int, list[int], int]]  # (variant, component indices, claimed sign)
     group_draws: list[list[int]]  # random variants of each group
+    group_exhaustive: list[bool]  # every possible set was drawn
     single_draws: dict[str, list[int]]  # per layer, random single-channel variants
     exhaustive: dict[str, bool]
 
@@ -251,20 +258,15 @@ def _plan(
         n: np.setdiff1d(np.arange(counts[n]), chosen + ([skips[n]] if n in skips else []))
         for n, chosen in together.items()
     }
-    group_draws = []
+    group_draws, group_exhaustive = [], []
     for variant, _members, _sign in groups:
-        sizes = {n: len(c) for n, c in variants[variant].items()}
         found = []
-        if all(len(pools[n]) >= k for n, k in sizes.items()):
-            for _ in range(draws):
-                found.append(len(variants))
-                variants.append(
-                    {
-                        n: rng.choice(pools[n], size=k, replace=False).tolist()
-                        for n, k in sizes.items()
-                    }
-                )
+        sets = _distinct_sets(variants[variant], pools, rng, draws)
+        for chosen in sets:
+            found.append(len(variants))
+            variants.append(chosen)
         group_draws.append(found)
+        group_exhaustive.append(len(sets) < draws)
     single_draws, exhaustive = {}, {}
     for n, pool in pools.items():
         exhaustive[n] = len(pool) <= draws
@@ -273,7 +275,39 @@ def _plan(
         for c in chosen:
             single_draws[n].append(len(variants))
             variants.append({n: [int(c)]})
-    return _Plan(variants, each, groups, group_draws, single_draws, exhaustive)
+    return _Plan(variants, each, groups, group_draws, group_exhaustive, single_draws, exhaustive)
+
+
+def _distinct_sets(
+    like: dict[str, list[int]],
+    pools: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    draws: int,
+) -> list[dict[str, list[int]]]:
+    """Up to ``draws`` different random channel sets with as many channels per layer as
+    ``like``: all of them where there are no more than that (in a fixed order)."""
+    sizes = {n: len(c) for n, c in like.items()}
+    if any(len(pools[n]) < k for n, k in sizes.items()):
+        return []
+    possible = math.prod(math.comb(len(pools[n]), k) for n, k in sizes.items())
+    if possible <= draws:
+        per_layer = [
+            [list(map(int, c)) for c in itertools.combinations(pools[n], k)]
+            for n, k in sizes.items()
+        ]
+        return [dict(zip(sizes, combo, strict=True)) for combo in itertools.product(*per_layer)]
+    seen: set[tuple[tuple[int, ...], ...]] = set()
+    sets = []
+    while len(sets) < draws:
+        chosen = {
+            n: sorted(rng.choice(pools[n], size=k, replace=False).tolist())
+            for n, k in sizes.items()
+        }
+        key = tuple(tuple(c) for c in chosen.values())
+        if key not in seen:
+            seen.add(key)
+            sets.append(chosen)
+    return sets
 
 
 def _masks(
@@ -433,7 +467,8 @@ def circuit_evidence(
         seed: seeds the random channels of the baselines and the bootstrap.
         random_draws: random channel sets per baseline.
         target_name: how the verdict refers to the target; "<alias>:<channel>" by default.
-        batch_size: images x variants per forward pass; bounds memory.
+        batch_size: images x variants per forward pass, but at least one image with all
+            its variants; bounds memory.
 
     Returns:
         ``CircuitEvidence``; ``supported`` is False (with a reason) where a component is
@@ -641,14 +676,22 @@ def _p(observed: float, random: np.ndarray) -> float:
 
 
 def _finding(
-    sign: int, interval: list[float] | None, p_value: float | None, p_opposite: float | None
+    sign: int,
+    interval: list[float] | None,
+    p_value: float | None,
+    p_opposite: float | None,
+    baseline: Baseline | None,
 ) -> str:
     if interval is None:
         return SILENT
+    if baseline is None or p_value is None or p_opposite is None:
+        return UNTESTABLE
+    if 1 / (baseline.draws + 1) > ALPHA:
+        return UNTESTABLE
     signed = sign * np.array(interval)
-    if (p_value is None or p_value <= ALPHA) and signed.min() > 0:
+    if p_value <= ALPHA and signed.min() > 0:
         return AGREES
-    if (p_opposite is None or p_opposite <= ALPHA) and signed.max() < 0:
+    if p_opposite <= ALPHA and signed.max() < 0:
         return CONTRADICTS
     return NOTHING
 
@@ -673,11 +716,11 @@ def _test(
         return _p(side * observed, side * random)
 
     p_value, p_opposite = p(learned_drop, sign), p(learned_drop, -sign)
-    finding = _finding(sign, learned_interval, p_value, p_opposite)
+    finding = _finding(sign, learned_interval, p_value, p_opposite, baseline)
     p_all = p_all_opposite = finding_all = None
     if skip:
         p_all, p_all_opposite = p(drop, sign), p(drop, -sign)
-        finding_all = _finding(sign, interval, p_all, p_all_opposite)
+        finding_all = _finding(sign, interval, p_all, p_all_opposite, baseline)
     return Test(
         names, sign, drop, interval, learned_drop, learned_interval, baseline, p_value,
         p_opposite, p_all, p_all_opposite, finding, finding_all,
@@ -720,10 +763,12 @@ def _ablation_evidence(
             stats,
             learned,
             draws,
-            False,
+            exhaustive,
             any(is_skip[i] for i in members),
         )
-        for (v, members, sign), draws in zip(plan.groups, plan.group_draws, strict=True)
+        for (v, members, sign), draws, exhaustive in zip(
+            plan.groups, plan.group_draws, plan.group_exhaustive, strict=True
+        )
     ]
     return AblationEvidence(
         images=images,
@@ -789,10 +834,12 @@ def _outcome(ablation: AblationEvidence) -> str:
         return "contradicted"
     if all(t.finding == AGREES for t in tests):
         return "supported"
-    if any(t.finding == AGREES for t in ablation.components):
+    if any(t.finding == AGREES for t in tests):
         return "partly supported"
     if any(t.finding_all_paths == AGREES for t in skipping):
         return "skip only"
+    if any(t.finding == UNTESTABLE for t in tests):
+        return "untestable"
     return "not supported"
 
 
@@ -807,6 +854,9 @@ def _size(value: float | None) -> str:
 def _p_text(test: Test) -> str:
     if test.baseline is None:
         return "no random channels to compare"
+    if test.finding == UNTESTABLE:
+        n = test.baseline.draws
+        return f"only {n} random channels to compare: p cannot go below {1 / (n + 1):.3f}"
     kind = {1: "channels", 2: "pairs", 3: "triples"}.get(len(test.names), "sets")
     against = test.finding == CONTRADICTS
     p = test.p_opposite if against else test.p_value
@@ -842,6 +892,8 @@ def _ending(test: Test, target: str, who: str) -> str:
         return (
             f", against the claim that {who} {verb}{'s' if len(test.names) == 1 else ''} {target}"
         )
+    if test.finding == UNTESTABLE:
+        return f": too few other channels to test {who} against"
     return f": {who} {'does' if len(test.names) == 1 else 'do'} nothing measurable"
 
 
@@ -859,6 +911,8 @@ def _skip_ending(test: Test) -> str:
         return ", as claimed"
     if test.finding == CONTRADICTS:
         return ": its learned path works against the claimed sign"
+    if test.finding == UNTESTABLE:
+        return ": too few other channels to test its learned path against"
     return ": its learned path adds nothing measurable to the skip"
 
 

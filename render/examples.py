@@ -8,7 +8,9 @@ For every channel of every hooked layer, :func:`sweep` keeps:
   lowest (most negative), each with that minimum and where it is. This is OpenAI
   Microscope's convention. After a ReLU most minima are 0, so bottom examples only say
   something for layers whose outputs can be negative;
-- a **histogram** of the activations at all spatial positions of all images.
+- a **histogram** of the activations at all spatial positions of all images;
+- each layer's **receptive field** (:func:`receptive_fields`), so that an example is shown
+  as the crop of the image its unit actually sees.
 
 Ties are broken by image order (the earlier image wins) and, within an image, by the
 first position in row-major order, so the result does not depend on the batch size and
@@ -27,6 +29,7 @@ which is what a constant channel gets). Memory does not grow with the number of 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +47,14 @@ from render.organisms import Organism
 __all__ = [
     "IMAGE_SUFFIXES",
     "MIN_BIN_EXPONENT",
+    "Field",
     "LayerExamples",
     "SweepResult",
     "crop_box",
     "image_loader",
     "list_images",
     "load_image",
+    "receptive_fields",
     "sweep",
 ]
 
@@ -88,6 +93,7 @@ class SweepResult:
     layers: dict[str, LayerExamples]
     skipped: list[str]  # files that could not be read as images
     input_size: int
+    fields: dict[str, Field] = dataclasses.field(default_factory=dict)  # by layer
 
     def channel(self, layer: str, index: int) -> dict[str, Any]:
         """A JSON-serializable summary of one channel, for one artifact per neuron."""
@@ -95,16 +101,24 @@ class SweepResult:
         if not 0 <= index < examples.channels:
             raise IndexError(f"{layer} has {examples.channels} channels, not {index}")
 
+        unit_field = self.fields.get(layer)
+
         def listed(indices: np.ndarray, values: np.ndarray, positions: np.ndarray) -> list:
-            return [
-                {
+            entries = []
+            for i, v, p in zip(indices, values, positions, strict=True):
+                pos = (int(p[0]), int(p[1]))
+                entry = {
                     "image": self.images[i],
                     "value": float(v),
-                    "pos": [int(p[0]), int(p[1])],
-                    "box": list(crop_box((int(p[0]), int(p[1])), examples.grid, self.input_size)),
+                    "pos": list(pos),
+                    # The square to show, and the unit's receptive field inside it (pixels
+                    # of the input image; the field may reach past its edges).
+                    "box": list(crop_box(pos, examples.grid, self.input_size, field=unit_field)),
                 }
-                for i, v, p in zip(indices, values, positions, strict=True)
-            ]
+                if unit_field is not None:
+                    entry["field"] = [round(x, 2) for x in unit_field.box(*pos)]
+                entries.append(entry)
+            return entries
 
         return {
             "layer": layer,
@@ -127,23 +141,106 @@ class SweepResult:
         }
 
 
-def crop_box(
-    pos: tuple[int, int], grid: tuple[int, int], input_size: int, side: int | None = None
-) -> tuple[int, int, int, int]:
-    """The (left, top, right, bottom) box of the input image to show around a position.
+@dataclass(frozen=True)
+class Field:
+    """A layer's receptive field in input pixels: the unit at grid position (row, col) sees
+    rows ``top + row * stride_y`` to that plus ``height`` (exclusive), and likewise for
+    columns. Measured, not derived by hand (see :func:`receptive_fields`)."""
 
-    The box is centred on the grid cell's centre and shifted, not cut, to stay inside the
-    image. ``side`` defaults to two cells but at least a quarter of the image: the
-    receptive field is not known here and a crop needs some context to be read.
+    top: float
+    left: float
+    height: int
+    width: int
+    stride_y: float
+    stride_x: float
+
+    def box(self, row: int, col: int) -> tuple[float, float, float, float]:
+        """(left, top, right, bottom) of the unit's field; may reach outside the image."""
+        top = self.top + row * self.stride_y
+        left = self.left + col * self.stride_x
+        return left, top, left + self.width, top + self.height
+
+
+def receptive_fields(
+    model: nn.Module, organism: Organism, layers: Sequence[str] | None = None
+) -> dict[str, Field]:
+    """Each layer's receptive field, from the architecture itself: the support of the
+    gradient of its centre unit with respect to the input image, through a linearized copy
+    of the model (ReLUs as identities, max pools as average pools; ``render.weights``), so
+    that every path counts, not just those active on some image. Gradients below a
+    millionth of the largest are taken as zero (cuDNN leaves tiny values on a GPU)."""
+    from render.weights import linearized_copy
+
+    device = _model_device(model)
+    lin = linearized_copy(model, device)
+    modules = organism.modules(lin, layers)
+    size = organism.input_size
+    # The gradient is taken at the network's input, after the preprocessing: that is
+    # pointwise, so the field in pixels is the same, and it need not be differentiable.
+    with torch.no_grad():
+        start = organism.preprocess(torch.full((1, 3, size, size), 0.5, device=device))
+    image = start.clone().requires_grad_(True)
+    probe = torch.Generator().manual_seed(0)
+    fields = {}
+    with torch.enable_grad(), capture(modules) as outputs:
+        lin(image)
+        for name, output in outputs.items():
+            if output.ndim != 4:  # no grid: the unit sees the whole image
+                continue
+            height, width = output.shape[2:]
+            row, col = height // 2, width // 2
+            mix = torch.randn(output.shape[1], generator=probe).to(output)
+            (grad,) = torch.autograd.grad(
+                (output[0, :, row, col] * mix).sum(), image, retain_graph=True
+            )
+            support = grad[0].abs().sum(dim=0)
+            seen = support > 1e-6 * support.max()
+            rows = torch.nonzero(seen.any(dim=1)).flatten()
+            cols = torch.nonzero(seen.any(dim=0)).flatten()
+            if rows.numel() == 0:  # the unit does not depend on the image: no field
+                continue
+            stride_y, stride_x = size / height, size / width
+            top, left = int(rows[0]), int(cols[0])
+            fields[name] = Field(
+                top=top - row * stride_y,
+                left=left - col * stride_x,
+                height=int(rows[-1]) - top + 1,
+                width=int(cols[-1]) - left + 1,
+                stride_y=stride_y,
+                stride_x=stride_x,
+            )
+    return fields
+
+
+def crop_box(
+    pos: tuple[int, int],
+    grid: tuple[int, int],
+    input_size: int,
+    side: int | None = None,
+    *,
+    field: Field | None = None,
+) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) square of the input image to show around a position.
+
+    With the layer's ``field``, the square holds the unit's receptive field (its longer
+    side, at least a seventh and at most the whole image), centred on it; otherwise
+    ``side`` (default: two cells but at least a quarter of the image) around the grid
+    cell's centre. The square is shifted, not cut, to stay inside the image.
     """
     row, col = pos
     height, width = grid
-    cell = max(input_size / height, input_size / width)
-    if side is None:
-        side = round(max(2 * cell, input_size / 4))
+    if field is not None:
+        left, top, right, bottom = field.box(row, col)
+        # At least a seventh of the image (32 px of 224): a 3 px field needs context to read.
+        side = max(field.height, field.width, round(input_size / 7))
+        centre_y, centre_x = (top + bottom) / 2, (left + right) / 2
+    else:
+        cell = max(input_size / height, input_size / width)
+        if side is None:
+            side = round(max(2 * cell, input_size / 4))
+        centre_y = (row + 0.5) * input_size / height
+        centre_x = (col + 0.5) * input_size / width
     side = min(side, input_size)
-    centre_y = (row + 0.5) * input_size / height
-    centre_x = (col + 0.5) * input_size / width
     top = min(max(round(centre_y - side / 2), 0), input_size - side)
     left = min(max(round(centre_x - side / 2), 0), input_size - side)
     return left, top, left + side, top + side
@@ -449,4 +546,5 @@ def sweep(
         layers={name: state.result() for name, state in states.items()},
         skipped=skipped,
         input_size=organism.input_size,
+        fields=receptive_fields(model, organism, list(modules)),
     )

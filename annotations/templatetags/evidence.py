@@ -22,6 +22,7 @@ FINDINGS = {
     "agrees": "agrees",
     "contradicts": "contradicts the sign",
     "nothing": "does nothing measurable",
+    "untestable": "too few channels to test",
     "silent": "target silent",
 }
 
@@ -99,10 +100,9 @@ def _row(
     p = test["p_opposite"] if against else test["p_value"]
     link = ""
     if connection is not None:
-        link = (
-            f"#{connection['learned_rank']} of {connection['inputs']}, "
-            f"top {connection['learned_percentile']:.0f}%"
-        )
+        share = connection["learned_percentile"]
+        where = f"top {share:.1f}%" if share < 10 else f"top {share:.0f}%"
+        link = f"#{connection['learned_rank']} of {connection['inputs']}, {where}"
     return TestRow(
         name=" + ".join(test["names"]),
         claimed="excites" if test["claimed_sign"] > 0 else "inhibits",

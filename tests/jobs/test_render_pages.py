@@ -165,3 +165,21 @@ def test_the_job_list_shows_recent_jobs(client: Client, neuron: Neuron) -> None:
     )
     content = client.get("/jobs/").content.decode()
     assert "dataset examples" in content and "mobilenet_v2" in content
+
+
+def test_an_example_is_shown_as_its_receptive_field_and_links_to_the_whole_image(
+    client: Client, neuron: Neuron
+) -> None:
+    data = examples_data()
+    data["top"][0]["field"] = [101.0, 69.0, 155.0, 123.0]  # 54 px, inside the 64 px box
+    data["bottom"][0]["image"] = data["top"][0]["image"]  # the same photo at both ends
+    stored(neuron, ArtifactKind.EXAMPLES, images=0, data=data)
+
+    content = client.get(neuron.get_absolute_url()).content.decode()
+
+    # The crop is the box, as an SVG viewBox over the whole image; the field is outlined.
+    assert '<svg class="crop" viewBox="96 64 64 64"' in content
+    assert '<image href="/media/examples/aa/aa-224.jpg" width="224" height="224">' in content
+    assert '<rect class="peak" x="101.00" y="69.00" width="54.00" height="54.00">' in content
+    assert '<a class="frame" href="/media/examples/aa/aa-224.jpg"' in content  # the whole
+    assert content.count("top and bottom</span>") == 2

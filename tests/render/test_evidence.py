@@ -298,6 +298,27 @@ def test_a_spatial_circuit_wheel_below_window_above() -> None:
     assert result.sufficiency.r2 < 0.9  # pointwise: the offsets are invisible to the fit
 
 
+def test_a_layer_with_too_few_other_channels_is_untestable_not_supported() -> None:
+    """4 channels, 2 of them components: 2 random channels cannot give p below 1/3."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 1), nn.ReLU())
+    with torch.no_grad():
+        net[0].bias.fill_(0.5)
+        net[2].weight.copy_(torch.tensor([1.0, 1.0, 0.0, 0.0])[None, :, None, None])
+        net[2].bias.zero_()
+    organism = tiny_organism(net.eval(), {"a": "1", "t": "3"})
+
+    result = circuit_evidence(net, organism, ("t", 0), [("a", 0), ("a", 1)], random_images())
+
+    assert result.outcome == "untestable"
+    assert [t.finding for t in result.ablation.components] == ["untestable"] * 2
+    assert all(t.drop > 0.1 for t in result.ablation.components)  # the effect is there
+    assert "only 2 random channels to compare: p cannot go below 0.333" in result.verdict
+    (group,) = result.ablation.groups  # the one other pair there is, once
+    assert group.baseline.draws == 1 and group.baseline.exhaustive
+    assert group.finding == "untestable"
+
+
 def test_a_target_that_never_fires_is_silent(known) -> None:
     net, organism = known
 

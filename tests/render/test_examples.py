@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from render import organisms
-from render.examples import SweepResult, crop_box, load_image, sweep
+from render.examples import Field, SweepResult, crop_box, load_image, receptive_fields, sweep
 from render.hooks import capture
 from render.organisms import LayerDecl, Organism
 
@@ -256,6 +256,43 @@ def test_a_channel_summary_is_json_and_agrees_with_the_arrays(
     assert len(summary["histogram"]["edges"]) == 6
     with pytest.raises(IndexError):
         result.channel("cells", 3)
+
+
+def test_each_example_carries_its_units_receptive_field_measured_from_the_model(
+    toy_dir: tuple[Path, np.ndarray],
+) -> None:
+    """The toy's cells max-pool 32 px squares: a unit sees exactly its square."""
+    assert receptive_fields(Cells(), TOY) == {"cells": Field(0.0, 0.0, 32, 32, 32.0, 32.0)}
+    result = sweep(Cells(), TOY, toy_dir[0], k=3, bins=5, batch_size=4)
+
+    for entry in result.channel("cells", 1)["top"]:
+        row, col = entry["pos"]
+        square = [32 * col, 32 * row, 32 * col + 32, 32 * row + 32]
+        assert entry["field"] == square and entry["box"] == square
+    assert "field" not in result.channel("head", 1)["top"][0]  # no grid: the whole image
+
+
+def test_a_crop_holds_the_receptive_field_centred_and_inside_the_image() -> None:
+    small = Field(top=-1.0, left=-1.0, height=3, width=3, stride_y=2.0, stride_x=2.0)
+    wide = Field(top=-69.0, left=-69.0, height=139, width=139, stride_y=16.0, stride_x=16.0)
+
+    assert crop_box((50, 50), (112, 112), 224, field=small) == (84, 84, 116, 116)  # 32 px
+    assert crop_box((7, 7), (14, 14), 224, field=wide) == (43, 43, 182, 182)
+    assert crop_box((0, 13), (14, 14), 224, field=wide) == (85, 0, 224, 139)  # shifted in
+    huge = Field(top=-300.0, left=-300.0, height=700, width=700, stride_y=32.0, stride_x=32.0)
+    assert crop_box((3, 3), (7, 7), 224, field=huge) == (0, 0, 224, 224)
+
+
+def test_mobilenets_receptive_fields_grow_as_its_convolutions_say(
+    mobilenet: organisms.Loaded,
+) -> None:
+    fields = receptive_fields(mobilenet.model, mobilenet.organism, ["f0", "f1", "f3"])
+
+    # features_0: a 3x3 convolution at stride 2; features_1 adds a 3x3 depthwise one (5 px);
+    # features_3: 19 px at stride 4.
+    assert fields["features_0"] == Field(-1.0, -1.0, 3, 3, 2.0, 2.0)
+    assert (fields["features_1"].height, fields["features_1"].stride_y) == (7, 2.0)
+    assert (fields["features_3"].height, fields["features_3"].stride_y) == (19, 4.0)
 
 
 def test_a_crop_box_surrounds_its_cell_and_stays_inside_the_image() -> None:

@@ -7,7 +7,6 @@ from django.core.management.base import CommandError, CommandParser
 
 from jobs.atlas import CHUNK, atlas_request, coverage
 from jobs.management.commands import render
-from jobs.models import RenderJob
 from jobs.params import TIERS
 from neurons.references import BadReference, find_layer, find_model
 
@@ -27,12 +26,7 @@ class Command(render.Command):
             "--layers", nargs="+", metavar="layer", help="layer names or aliases (default: all)"
         )
         parser.add_argument("--chunk", type=int, default=CHUNK, help="channels per job")
-        parser.add_argument(
-            "--sync", action="store_true", help="render here and now instead of queueing"
-        )
-        parser.add_argument(
-            "--wait", action="store_true", help="queue, then follow the jobs until they end"
-        )
+        self.add_run_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -62,17 +56,7 @@ class Command(render.Command):
             f"{plan.existing} feature visualizations already rendered, {plan.missing} to "
             f"render; {len(plan.jobs)} job(s)"
         )
-        quiet = options["verbosity"] < 1
-        if options["sync"]:
-            self.run_here(plan.jobs, quiet=quiet)
-        elif options["wait"]:
-            self.follow(plan.jobs, quiet=quiet)
-        elif plan.jobs:
-            self.stdout.write("Queued for the workers (`celery -A microscope worker -Q gpu`).")
+        self.run(plan.jobs, options)
         for row in coverage(model=model):
             self.stdout.write(f"  {row}")
-        failed = RenderJob.objects.filter(
-            pk__in=[job.pk for job in plan.jobs], status=RenderJob.Status.FAILED
-        )
-        if (options["sync"] or options["wait"]) and failed:
-            raise CommandError("; ".join(f"job {job.pk} failed: {job.error}" for job in failed))
+        self.raise_failed(plan.jobs, options)

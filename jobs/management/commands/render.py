@@ -67,6 +67,10 @@ class Command(BaseCommand):
             action="store_true",
             help="no feature visualizations (with --examples and/or --weights)",
         )
+        self.add_run_arguments(parser)
+
+    @staticmethod
+    def add_run_arguments(parser: CommandParser) -> None:
         parser.add_argument(
             "--sync", action="store_true", help="render here and now instead of queueing"
         )
@@ -125,15 +129,23 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(plan.jobs)} job(s)")
         for job in plan.jobs:
             self.stdout.write(f"  job {job.pk}: {job.kind_label} of {job.target}")
+        self.run(plan.jobs, options)
+        self.raise_failed(plan.jobs, options)
+
+    def run(self, jobs: list[RenderJob], options: dict[str, Any]) -> None:
+        """Here (--sync), followed (--wait), or left to the workers."""
         quiet = options["verbosity"] < 1
         if options["sync"]:
-            self.run_here(plan.jobs, quiet=quiet)
+            self.run_here(jobs, quiet=quiet)
         elif options["wait"]:
-            self.follow(plan.jobs, quiet=quiet)
-        elif plan.jobs:
+            self.follow(jobs, quiet=quiet)
+        elif jobs:
             self.stdout.write("Queued for the workers (`celery -A microscope worker -Q gpu`).")
+
+    @staticmethod
+    def raise_failed(jobs: list[RenderJob], options: dict[str, Any]) -> None:
         failed = RenderJob.objects.filter(
-            pk__in=[job.pk for job in plan.jobs], status=RenderJob.Status.FAILED
+            pk__in=[job.pk for job in jobs], status=RenderJob.Status.FAILED
         )
         if (options["sync"] or options["wait"]) and failed:
             raise CommandError("; ".join(f"job {job.pk} failed: {job.error}" for job in failed))

@@ -637,11 +637,11 @@ def _drop(intact: float, ablated: float) -> float | None:
 class _Stats:
     """Drops of each variant over one image set, with bootstrap resamples of the images."""
 
-    def __init__(self, reduced: np.ndarray, rng: np.random.Generator) -> None:
+    def __init__(self, reduced: np.ndarray, resamples: np.ndarray) -> None:
         self.reduced = reduced
         self.means = reduced.mean(axis=1)
-        self.resamples = rng.integers(0, reduced.shape[1], size=(BOOTSTRAP, reduced.shape[1]))
-        self.boot_intact = reduced[0][self.resamples].mean(axis=1)
+        self.resamples = resamples  # [BOOTSTRAP, N] image indices
+        self.boot_intact = reduced[0][resamples].mean(axis=1)
 
     def drop(self, v: int) -> float | None:
         return _drop(float(self.means[0]), float(self.means[v]))
@@ -738,10 +738,10 @@ def _ablation_evidence(
     rng: np.random.Generator,
 ) -> AblationEvidence:
     """From the target's maps [V, N, H, W] in the order of ``plan.variants``."""
-    state = rng.bit_generator.state
-    stats = _Stats(_reduced(maps, reduce), rng)
-    rng.bit_generator.state = state  # the same resamples of images for both
-    learned = _Stats(_reduced(learned_maps, reduce), rng)
+    count = maps.shape[1]
+    resamples = rng.integers(0, count, size=(BOOTSTRAP, count))  # the same for both
+    stats = _Stats(_reduced(maps, reduce), resamples)
+    learned = _Stats(_reduced(learned_maps, reduce), resamples)
     components = [
         _test(
             [str(p.name)],
@@ -772,7 +772,7 @@ def _ablation_evidence(
     ]
     return AblationEvidence(
         images=images,
-        count=int(maps.shape[1]),
+        count=count,
         reduce=reduce,
         activation=float(stats.means[0]),
         drop_all=stats.drop(1),

@@ -169,7 +169,7 @@ def receptive_fields(
     of the model (ReLUs as identities, max pools as average pools; ``render.weights``), so
     that every path counts, not just those active on some image. Gradients below a
     millionth of the largest are taken as zero (cuDNN leaves tiny values on a GPU)."""
-    from render.weights import linearized_copy
+    from render.weights import FIELD_TOLERANCE, linearized_copy, support_box
 
     device = _model_device(model)
     lin = linearized_copy(model, device)
@@ -194,18 +194,16 @@ def receptive_fields(
                 (output[0, :, row, col] * mix).sum(), image, retain_graph=True
             )
             support = grad[0].abs().sum(dim=0)
-            seen = support > 1e-6 * support.max()
-            rows = torch.nonzero(seen.any(dim=1)).flatten()
-            cols = torch.nonzero(seen.any(dim=0)).flatten()
-            if rows.numel() == 0:  # the unit does not depend on the image: no field
+            box = support_box(support > FIELD_TOLERANCE * support.max())
+            if box is None:  # the unit does not depend on the image: no field
                 continue
+            rows, cols = box
             stride_y, stride_x = size / height, size / width
-            top, left = int(rows[0]), int(cols[0])
             fields[name] = Field(
-                top=top - row * stride_y,
-                left=left - col * stride_x,
-                height=int(rows[-1]) - top + 1,
-                width=int(cols[-1]) - left + 1,
+                top=rows.start - row * stride_y,
+                left=cols.start - col * stride_x,
+                height=rows.stop - rows.start,
+                width=cols.stop - cols.start,
                 stride_y=stride_y,
                 stride_x=stride_x,
             )

@@ -87,6 +87,7 @@ from render.hooks import stop_after
 from render.organisms import LayerDecl, Organism
 
 __all__ = [
+    "FIELD_TOLERANCE",
     "Connection",
     "ExpandedWeights",
     "contribution_maps",
@@ -98,6 +99,7 @@ __all__ = [
     "peak_contributions",
     "strongest_inputs",
     "strongest_outputs",
+    "support_box",
 ]
 
 # Elements of X per backward pass: bounds memory (activations scale with it) while
@@ -106,7 +108,7 @@ _CHUNK_ELEMENTS = 1 << 22
 # Input size for passes whose lower layers only have to run, not to be right.
 _SMALL_INPUT = 64
 # A gradient below this fraction of the largest is outside the receptive field.
-_FIELD_TOLERANCE = 1e-6
+FIELD_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -332,12 +334,20 @@ def _shapes(
     return shapes["below"], shapes["above"]
 
 
-def _box(support: torch.Tensor) -> tuple[slice, slice]:
+def support_box(support: torch.Tensor) -> tuple[slice, slice] | None:
+    """The (rows, cols) bounding box of a 2-D mask's true cells; None where there is none."""
     rows = torch.nonzero(support.any(dim=1)).flatten()
     cols = torch.nonzero(support.any(dim=0)).flatten()
     if rows.numel() == 0:
-        raise ValueError("the upper layer's centre does not depend on the lower layer")
+        return None
     return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def _box(support: torch.Tensor) -> tuple[slice, slice]:
+    found = support_box(support)
+    if found is None:
+        raise ValueError("the upper layer's centre does not depend on the lower layer")
+    return found
 
 
 def _touches_border(box: tuple[slice, slice], height: int, width: int) -> bool:
@@ -390,7 +400,7 @@ class _Field:
         cotangent = torch.randn(1, self.c_out, generator=torch.Generator().manual_seed(0))
         grad = self.rows(grid, cotangent.to(self.device))[0].abs()
         # Relative, not exact zeros: cuDNN's algorithms leave tiny values off the field.
-        found = _box((grad > _FIELD_TOLERANCE * grad.max()).any(dim=0))
+        found = _box((grad > FIELD_TOLERANCE * grad.max()).any(dim=0))
         return None if _touches_border(found, *grid) else found
 
     def fit(self, input_size: int) -> tuple[tuple[int, int], tuple[slice, slice]] | None:

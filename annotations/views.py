@@ -29,7 +29,7 @@ from annotations.grammar import GrammarError, circuit_read, format_coefficient
 from annotations.models import Claim, Comment, Kind, Review, Role, Status
 from annotations.rendering import markdown_render_many
 from annotations.services import ClaimError
-from jobs.selectors import neuron_thumbnail_urls
+from jobs.selectors import Thumbnail, neuron_thumbnails
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, resolve
 
@@ -41,20 +41,20 @@ class Card:
     """A neuron as drawn in an expression: its link, thumbnail, and signed coefficient."""
 
     neuron: Neuron
-    thumbnail: str
+    thumbnail: Thumbnail
     sign: str = ""
     factor: str = ""
 
 
 def _cards(target: Neuron, components: list[tuple[Neuron, float]]) -> tuple[Card, list[Card]]:
-    thumbnails = neuron_thumbnail_urls(neurons=[target, *(neuron for neuron, _ in components)])
+    thumbnails = neuron_thumbnails(neurons=[target, *(neuron for neuron, _ in components)])
     cards = []
     for position, (neuron, coefficient) in enumerate(components):
         magnitude = format_coefficient(abs(coefficient))
         sign = "\N{MINUS SIGN}" if coefficient < 0 else ("" if position == 0 else "+")
         factor = "" if magnitude == "1" else f"{magnitude} \N{MULTIPLICATION SIGN}"
-        cards.append(Card(neuron, thumbnails.get(neuron.pk, ""), sign, factor))
-    return Card(target, thumbnails.get(target.pk, "")), cards
+        cards.append(Card(neuron, thumbnails.get(neuron.pk, Thumbnail()), sign, factor))
+    return Card(target, thumbnails.get(target.pk, Thumbnail())), cards
 
 
 def _forbidden_or_400(error: ClaimError) -> None:
@@ -375,7 +375,7 @@ def expression_preview(request: HttpRequest) -> JsonResponse:
     except GrammarError as exc:
         error = {"field": "expression", "message": exc.message, "column": exc.column}
         return JsonResponse({"ok": False, "error": error}, status=400)
-    thumbnails = neuron_thumbnail_urls(
+    thumbnails = neuron_thumbnails(
         neurons=[circuit.target, *(term.neuron for term in circuit.terms)]
     )
 
@@ -385,7 +385,8 @@ def expression_preview(request: HttpRequest) -> JsonResponse:
             "short_ref": neuron.short_ref,
             "layer": neuron.layer.name,
             "url": neuron.get_absolute_url(),
-            "thumbnail": thumbnails.get(neuron.pk),
+            "thumbnail": thumbnails[neuron.pk].url if neuron.pk in thumbnails else None,
+            "thumbnail_is_example": neuron.pk in thumbnails and thumbnails[neuron.pk].example,
         }
 
     return JsonResponse(

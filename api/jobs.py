@@ -6,13 +6,15 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import generics, permissions, serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api.pagination import Cursor
 from jobs import kinds, selectors
+from jobs.lifecycle import render_job_cancel
 from jobs.models import RenderJob
 from jobs.planning import RenderPlan, render_request_neuron
 from neurons.models import Neuron
@@ -31,6 +33,15 @@ class RenderJobSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RenderJob.Status.choices)
     done = serializers.IntegerField(source="progress_done")
     total = serializers.IntegerField(source="progress_total")
+    note = serializers.CharField(
+        source="progress_note", help_text="where it is now: 'channels 0-7: step 120 of 512'"
+    )
+    requested_by = serializers.CharField(
+        source="requester", help_text="the username of who asked; empty: a command"
+    )
+    duration = serializers.FloatField(
+        allow_null=True, help_text="seconds it ran (so far); null before it started"
+    )
     error = serializers.CharField()
     attempts = serializers.IntegerField()
     created = serializers.DateTimeField()
@@ -125,17 +136,46 @@ class RenderJobListApi(generics.GenericAPIView):
     def post(self, request: Request) -> Response:
         data = RenderRequestInput(data=request.data)
         data.is_valid(raise_exception=True)
-        plan = _render(**data.validated_data)
+        plan = _render(requested_by=request.user, **data.validated_data)
         body = RenderPlanSerializer(plan, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
-def _render(*, neuron: Neuron, kinds: list[str] | None = None, **budget: Any) -> RenderPlan:
-    return render_request_neuron(neuron=neuron, kinds=kinds, featurevis=budget or None)
+def _render(
+    *, neuron: Neuron, requested_by: Any, kinds: list[str] | None = None, **budget: Any
+) -> RenderPlan:
+    return render_request_neuron(
+        neuron=neuron, kinds=kinds, featurevis=budget or None, requested_by=requested_by
+    )
 
 
 class RenderJobDetailApi(generics.GenericAPIView):
     @extend_schema(operation_id="render_jobs_retrieve", responses=RenderJobSerializer)
     def get(self, request: Request, job_id: int) -> Response:
         job = selectors.render_job_get(job_id=job_id)
+        return Response(RenderJobSerializer(job, context={"request": request}).data)
+
+
+class RenderJobCancelApi(generics.GenericAPIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="render_jobs_cancel",
+        request=None,
+        responses={
+            200: OpenApiResponse(RenderJobSerializer, "cancelled, or ended already"),
+            403: OpenApiResponse(description="neither its requester nor staff"),
+        },
+        description="Cancel a queued or running job. Its worker stops at its next progress "
+        "report (a feature visualization: within a step); what it rendered is kept, and "
+        "asking again renders only the rest. Its requester, or staff, may cancel it. A job "
+        "that had ended is returned as it is.",
+    )
+    def post(self, request: Request, job_id: int) -> Response:
+        job = selectors.render_job_get(job_id=job_id)
+        if job.is_active:
+            if not job.cancellable_by(request.user):
+                raise PermissionDenied("only who asked for a job, or staff, may cancel it")
+            render_job_cancel(job_id=job.pk, by=request.user.get_username())
+            job = selectors.render_job_get(job_id=job_id)
         return Response(RenderJobSerializer(job, context={"request": request}).data)

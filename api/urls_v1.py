@@ -41,6 +41,11 @@ urlpatterns = [
     ),
     path("render-jobs/", jobs.RenderJobListApi.as_view(), name="api-render-job-list"),
     path("render-jobs/<int:job_id>/", jobs.RenderJobDetailApi.as_view(), name="api-render-job"),
+    path(
+        "render-jobs/<int:job_id>/cancel/",
+        jobs.RenderJobCancelApi.as_view(),
+        name="api-render-job-cancel",
+    ),
     path("export/", exchange.ExportApi.as_view(), name="api-export"),
     path("import/", exchange.ImportApi.as_view(), name="api-import"),
 ]

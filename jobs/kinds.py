@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
@@ -33,7 +33,12 @@ __all__ = [
     "register",
 ]
 
-Progress = Callable[[int, int], None]
+
+class Progress(Protocol):
+    """How a job reports how far it is: ``done`` of ``total`` units (channels, images),
+    and where it is within the current one ("channels 0-7: step 120 of 512")."""
+
+    def __call__(self, done: int, total: int, note: str = "") -> None: ...
 
 
 class RenderFailure(Exception):

@@ -21,6 +21,7 @@ from jobs.models import RenderJob
 __all__ = [
     "ClaimOutcome",
     "render_job_beat",
+    "render_job_cancel",
     "render_job_claim",
     "render_job_enqueue",
     "render_job_finish",
@@ -104,18 +105,46 @@ def render_job_beat(*, job_id: int) -> None:
     )
 
 
-def render_job_progress(*, job_id: int, done: int, total: int) -> None:
-    RenderJob.objects.filter(id=job_id, status=RenderJob.Status.RUNNING).update(
-        progress_done=done, progress_total=total, heartbeat=timezone.now()
+def render_job_progress(*, job_id: int, done: int, total: int, note: str = "") -> bool:
+    """Record how far the job is. False: it is no longer running (cancelled, or gone), and
+    its worker should stop."""
+    return bool(
+        RenderJob.objects.filter(id=job_id, status=RenderJob.Status.RUNNING).update(
+            progress_done=done,
+            progress_total=total,
+            progress_note=note[:200],
+            heartbeat=timezone.now(),
+        )
     )
 
 
 def render_job_finish(*, job_id: int, error: str = "") -> None:
+    """End a job as done, or failed with the reason. A job cancelled meanwhile stays
+    cancelled."""
     status = RenderJob.Status.FAILED if error else RenderJob.Status.DONE
-    updates: dict[str, Any] = {"status": status, "error": error, "finished": timezone.now()}
+    updates: dict[str, Any] = {
+        "status": status,
+        "error": error,
+        "finished": timezone.now(),
+        "progress_note": "",
+    }
     if not error:
         updates["progress_done"] = F("progress_total")
-    RenderJob.objects.filter(id=job_id).update(**updates)
+    RenderJob.objects.filter(id=job_id, status__in=RenderJob.ACTIVE).update(**updates)
+
+
+def render_job_cancel(*, job_id: int, by: str) -> bool:
+    """Cancel a queued or running job; False if it had ended already. Its worker sees it at
+    its next progress report (within a step of a feature visualization) and stops; what it
+    stored so far is kept, and asking again renders only the rest."""
+    return bool(
+        RenderJob.objects.filter(id=job_id, status__in=RenderJob.ACTIVE).update(
+            status=RenderJob.Status.CANCELLED,
+            finished=timezone.now(),
+            error=f"cancelled by {by}; what was rendered is kept",
+            progress_note="",
+        )
+    )
 
 
 def render_job_requeue(*, job_id: int, error: str = "") -> bool:

@@ -11,8 +11,10 @@ import hashlib
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models
+from django.utils import timezone
 
 from jobs import kinds
 from neurons.models import Layer, Model, Neuron
@@ -86,6 +88,7 @@ class RenderJob(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+        CANCELLED = "cancelled"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
@@ -102,9 +105,16 @@ class RenderJob(models.Model):
     # Feature vis: steps, size, seed, lr. Examples: corpus, k, bins. Weights: top.
     # Evidence: the id of the annotations.Evidence row it computes.
     params = models.JSONField(default=dict)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
+    # Where a long job is within its unit of progress: "channels 0-7: step 120 of 512".
+    progress_note = models.CharField(max_length=200, blank=True)
+    # Who asked (None: a command, or another app's job); they may cancel it.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)
     # When its message was last published: a queued job not claimed long after is one whose
@@ -159,6 +169,35 @@ class RenderJob(models.Model):
             self.channel_stop is None or index < self.channel_stop
         )
 
+    @property
+    def duration(self) -> float | None:
+        """Seconds it ran (so far, while running); None before it started."""
+        if self.started is None:
+            return None
+        end = self.finished if self.finished is not None and not self.is_active else None
+        return max(0.0, ((end or timezone.now()) - self.started).total_seconds())
+
+    @property
+    def duration_text(self) -> str:
+        seconds = self.duration
+        if seconds is None:
+            return ""
+        minutes, rest = divmod(round(seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        if hours:
+            return f"{hours} h {minutes} min"
+        return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+    def cancellable_by(self, user: Any) -> bool:
+        """Its requester may cancel an active job, and staff any."""
+        if not self.is_active or user is None or not user.is_authenticated:
+            return False
+        return bool(user.is_staff or (self.requested_by_id and self.requested_by_id == user.pk))
+
+    @property
+    def requester(self) -> str:
+        return self.requested_by.get_username() if self.requested_by_id else ""
+
     def as_status(self) -> dict[str, Any]:
         return {
             "id": self.pk,
@@ -167,6 +206,8 @@ class RenderJob(models.Model):
             "status": self.status,
             "done": self.progress_done,
             "total": self.progress_total,
+            "note": self.progress_note,
+            "duration": self.duration,
             "error": self.error,
             "attempts": self.attempts,
             "created": self.created.isoformat() if self.created else None,

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -73,6 +74,7 @@ def render_job_create(
     params: Mapping[str, Any],
     channels: range | None = None,
     enqueue: bool = True,
+    requested_by: AbstractBaseUser | None = None,
 ) -> RenderJob:
     """Create a job row and enqueue its task, with the id only, once the row is committed.
 
@@ -101,6 +103,7 @@ def render_job_create(
         task_id=str(uuid.uuid4()),
         published=timezone.now() if enqueue else None,
         publishes=1 if enqueue else 0,
+        requested_by=requested_by,
     )
     if enqueue:
         job_id, task_id = job.pk, job.task_id
@@ -146,6 +149,7 @@ class RenderPlan:
 class _Request:
     model: Model
     enqueue: bool
+    requested_by: AbstractBaseUser | None = None
 
     def job(
         self, *, layer: Layer | None, kind: str, params: Mapping[str, Any], span: range | None
@@ -165,6 +169,7 @@ class _Request:
             params=params,
             channels=span,
             enqueue=self.enqueue,
+            requested_by=self.requested_by,
         )
 
 
@@ -258,6 +263,7 @@ def render_request(
     examples: Mapping[str, Any] | None = None,
     weights: Mapping[str, Any] | None = None,
     enqueue: bool = True,
+    requested_by: AbstractBaseUser | None = None,
 ) -> RenderPlan:
     """Ask for renders, skipping what exists and what a queued job already asks for.
 
@@ -275,7 +281,7 @@ def render_request(
             raise ValidationError({"kind": f"{kind}: not asked for here (its app makes it)"})
     fv_params = params.featurevis_params(**(featurevis or {}))
     spans = {layer: _span(layer, channels, clip=clip) for layer in layers}
-    request = _Request(model=model, enqueue=enqueue)
+    request = _Request(model=model, enqueue=enqueue, requested_by=requested_by)
     with transaction.atomic():
         plan = _featurevis_jobs(request, spans, kinds, fv_params)
         if ArtifactKind.EXAMPLES in kinds:
@@ -293,6 +299,7 @@ def render_request_neuron(
     neuron: Neuron,
     kinds: Sequence[str] | None = None,
     featurevis: Mapping[str, Any] | None = None,
+    requested_by: AbstractBaseUser | None = None,
 ) -> RenderPlan:
     """Renders of one neuron: feature visualizations of its channel, dataset examples
     of its whole layer (one sweep gives every channel's), and connecting weights: its
@@ -321,13 +328,22 @@ def render_request_neuron(
             kinds=featurevis_kinds,
             channels=range(neuron.index, neuron.index + 1),
             featurevis=featurevis,
+            requested_by=requested_by,
         )
     if ArtifactKind.EXAMPLES in kinds:  # one sweep renders the whole layer's examples
-        examples = render_request(model=layer.model, layers=[layer], kinds=[ArtifactKind.EXAMPLES])
+        examples = render_request(
+            model=layer.model,
+            layers=[layer],
+            kinds=[ArtifactKind.EXAMPLES],
+            requested_by=requested_by,
+        )
         plan = plan.extend(examples)
     if weights_wanted:
         connections = render_request(
-            model=layer.model, layers=weights_wanted, kinds=[ArtifactKind.WEIGHTS]
+            model=layer.model,
+            layers=weights_wanted,
+            kinds=[ArtifactKind.WEIGHTS],
+            requested_by=requested_by,
         )
         plan = plan.extend(connections)
     return plan

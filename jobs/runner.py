@@ -22,7 +22,7 @@ from jobs import kinds, lifecycle
 from jobs.kinds import Progress, RenderFailure
 from jobs.lifecycle import ClaimOutcome
 
-__all__ = ["JobNotEnded", "failure_reason", "heartbeat", "render_job_execute"]
+__all__ = ["JobNotEnded", "JobStopped", "failure_reason", "heartbeat", "render_job_execute"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ END_TRIES = 4  # writes of a job's end, a second apart and more, before giving u
 
 class JobNotEnded(Exception):
     """The job's end could not be written: its row still says running."""
+
+
+class JobStopped(Exception):
+    """The job is no longer running (cancelled, or deleted): its worker stops where it is."""
 
 
 def _end(job_id: int, *, error: str = "", requeue: bool = False) -> None:
@@ -79,7 +83,8 @@ def heartbeat(job_id: int) -> Iterator[None]:
 
 
 class _Reporter:
-    """Records progress on the job at most twice a second, and passes it on."""
+    """Records progress on the job (at most every MICROSCOPE_JOB_PROGRESS_MS) and passes it
+    on; raises JobStopped once the job's row says it is no longer running (cancelled)."""
 
     def __init__(self, job_id: int, also: Progress | None) -> None:
         self.job_id = job_id
@@ -87,12 +92,16 @@ class _Reporter:
         self.last = 0.0
         self.done = self.total = 0
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, note: str = "") -> None:
         self.done, self.total = done, total
         now = time.monotonic()
-        if now - self.last >= 0.5 or done >= total:
+        if now - self.last >= settings.MICROSCOPE_JOB_PROGRESS_MS / 1000 or done >= total:
             self.last = now
-            lifecycle.render_job_progress(job_id=self.job_id, done=done, total=total)
+            running = lifecycle.render_job_progress(
+                job_id=self.job_id, done=done, total=total, note=note
+            )
+            if not running:
+                raise JobStopped(self.job_id)
         if self.also is not None:
             self.also(done, total)
 
@@ -101,6 +110,8 @@ def failure_reason(exc: BaseException, done: int = 0, total: int = 0) -> str:
     """Why a job failed, in words a person can act on (``done`` of ``total``: how far)."""
     if isinstance(exc, RenderFailure):
         return str(exc)
+    if isinstance(exc, JobStopped):
+        return "cancelled"
     if isinstance(exc, SoftTimeLimitExceeded):
         after = f" after {done} of {total}" if total else ""
         return (
@@ -123,6 +134,10 @@ def render_job_execute(
     try:
         with heartbeat(job.pk):
             kinds.executor(job)(job=job, progress=reporter)
+    except JobStopped:
+        # Cancelled (or deleted) meanwhile: its row says so already, and what it stored
+        # is kept.
+        logger.info("job %s stopped: it is no longer running", job.pk)
     except TRANSIENT as exc:
         # The database went away under the job: what it stored is kept, and it goes back
         # to the queue to go on from there (a few times, then it fails with the reason).

@@ -6,7 +6,7 @@ A few queries per page, whatever the layer's size; nothing here runs torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,8 @@ PAGE_KINDS = (
     ArtifactKind.FEATUREVIS_DIVERSITY,
     ArtifactKind.EXAMPLES,
 )
+# The kinds that give a neuron its picture on grids, lists and cards.
+PICTURE_KINDS = (ArtifactKind.FEATUREVIS, ArtifactKind.EXAMPLES)
 
 
 @dataclass
@@ -148,7 +150,7 @@ def jobs_covering(*, neuron: Neuron) -> QuerySet[RenderJob]:
         .filter(Q(layer=layer) | Q(layer__isnull=True))
         .filter(channel_start__lte=neuron.index)
         .filter(Q(channel_stop__isnull=True) | Q(channel_stop__gt=neuron.index))
-        .select_related("model", "layer")
+        .select_related("model", "layer", "requested_by")
         .order_by("-created")
     )
 
@@ -232,7 +234,7 @@ class Link:
 
     neuron: Neuron | None  # the neuron at the other end (None if the catalog lacks it)
     ref: str  # short reference, "f4:17"
-    thumbnail: str
+    thumbnail: Thumbnail
     channel: int
     strength: float
     sign: int
@@ -273,7 +275,7 @@ class NeuronWeights:
 
 def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
     """A neuron's strongest inputs and outputs by expanded weights, with the connected
-    neurons' thumbnails: four small queries, whatever the layers' sizes."""
+    neurons' thumbnails: a few small queries, whatever the layers' sizes."""
     layer = neuron.layer
     model = layer.model
     layers = list(Layer.objects.filter(model_id=model.pk).order_by("position"))
@@ -293,6 +295,7 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
     for artifact in rows:
         newest.setdefault(artifact.data.get("direction", ""), artifact)
     by_name = {found.name: found for found in layers}
+    layers_by_pk = {found.pk: found for found in layers}
     wanted: dict[tuple[int, int], None] = {}
     for side in (result.inputs, result.outputs):
         artifact = newest.get(side.direction)
@@ -312,18 +315,22 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
         for found in Neuron.objects.filter(query):
             found.layer = next(x for x in layers if x.pk == found.layer_id)
             neurons[(found.layer_id, found.index)] = found
-    thumbnails = neuron_thumbnail_urls(neurons=neurons.values())
+    thumbnails = neuron_thumbnails(neurons=neurons.values())
+    unpictured = {layer_id for (layer_id, _), n in neurons.items() if n.pk not in thumbnails}
+    waiting = job_states(layers=[layers_by_pk[layer_id] for layer_id in unpictured])
     for side in (result.inputs, result.outputs):
         artifact = newest.get(side.direction)
         if not side.computed or artifact is None:
             continue
         for entry in artifact.data["connections"]:
-            other = neurons.get((side.layer.pk, entry["channel"]))
+            where = (side.layer.pk, entry["channel"])
+            other = neurons.get(where)
+            thumbnail = thumbnails.get(other.pk) if other is not None else None
             side.links.append(
                 Link(
                     neuron=other,
                     ref=f"{side.layer.alias}:{entry['channel']}",
-                    thumbnail=thumbnails.get(other.pk, "") if other is not None else "",
+                    thumbnail=thumbnail or Thumbnail(state=waiting.get(where, "")),
                     channel=entry["channel"],
                     strength=entry["strength"],
                     sign=entry["sign"],
@@ -336,44 +343,120 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
     return result
 
 
-def _newest_featurevis_urls(artifacts: QuerySet[Artifact], key: str) -> dict[Any, str]:
-    """``key`` value -> URL of the best feature visualization among ``artifacts`` (full before
-    preview, then the newest); one query."""
+@dataclass(frozen=True)
+class Thumbnail:
+    """A neuron's picture where pages show many: its best feature visualization, else the
+    crop of its top dataset example (said so), else none yet with the state of the job
+    that would make one."""
+
+    url: str = ""
+    example: bool = False  # a dataset example's crop, not a feature visualization
+    state: str = ""  # without a picture: "queued", "running", "failed", ... or ""
+
+    def __bool__(self) -> bool:
+        return bool(self.url)
+
+    @property
+    def label(self) -> str:
+        if self.example:
+            return "top dataset example (no feature visualization yet)"
+        if self.url:
+            return "feature visualization"
+        return f"not rendered yet ({self.state})" if self.state else "not rendered yet"
+
+
+def _thumbnails(
+    artifacts: QuerySet[Artifact], key: str, expected: int | None = None
+) -> dict[Any, Thumbnail]:
+    """``key`` value -> the best picture among ``artifacts``: the best feature visualization
+    (current weights and code, then full before preview, then the newest), else the newest
+    top example's crop (the whole image, for examples swept before crops were stored).
+    Two queries; one when all ``expected`` have a feature visualization."""
     best: dict[Any, tuple[tuple[bool, int], str]] = {}
     rows = (
         artifacts.filter(kind=ArtifactKind.FEATUREVIS)
         .order_by("-created", "-pk")
         .values_list(key, "files", "params", "layer__model__weights_sha256")
     )
-    for value, files, identity, sha in rows:  # the best tier, then the newest
+    for value, files, identity, sha in rows:
         rank = _tier_rank(identity, sha)
         if files and (value not in best or rank > best[value][0]):
             best[value] = (rank, files[0])
-    return {value: default_storage.url(name) for value, (_, name) in best.items()}
+    found = {value: Thumbnail(default_storage.url(name)) for value, (_, name) in best.items()}
+    if expected is not None and len(found) >= expected:
+        return found
+    examples = (
+        artifacts.filter(kind=ArtifactKind.EXAMPLES)
+        .exclude(**{f"{key}__in": list(found)})
+        .order_by("-created", "-pk")
+        .values_list(key, "files", "data__top__0__file")
+    )
+    for value, files, whole in examples:
+        name = files[0] if files else whole
+        if name and value not in found:
+            found[value] = Thumbnail(default_storage.url(name), example=True)
+    return found
 
 
-def layer_thumbnails(*, layer: Layer) -> dict[int, str]:
-    """Channel index -> URL of its newest feature visualization, in one query."""
-    return _newest_featurevis_urls(Artifact.objects.filter(layer=layer), "neuron__index")
+def job_states(
+    *, layers: Sequence[Layer], kinds: Iterable[str] = PICTURE_KINDS
+) -> dict[tuple[int, int], str]:
+    """(layer id, channel) -> the status of the newest job of ``kinds`` that covers it: what
+    a missing picture waits for. One query (atlas jobs cover ranges: they are few)."""
+    if not layers:
+        return {}
+    states: dict[tuple[int, int], str] = {}
+    jobs = (
+        RenderJob.objects.filter(model_id=layers[0].model_id, kind__in=list(kinds))
+        .filter(Q(layer__in=list(layers)) | Q(layer__isnull=True))
+        .order_by("created", "pk")
+        .values_list("layer_id", "channel_start", "channel_stop", "status")
+    )
+    for layer_id, start, stop, status in jobs:  # newer jobs overwrite older ones
+        for layer in layers if layer_id is None else [x for x in layers if x.pk == layer_id]:
+            end = layer.channels if stop is None else min(stop, layer.channels)
+            for channel in range(start, end):
+                states[(layer.pk, channel)] = status
+    return states
 
 
-def neuron_thumbnail_urls(*, neurons: Iterable[Neuron]) -> dict[int, str]:
-    """Neuron id -> URL of its newest feature visualization, for those that have one.
+def layer_thumbnails(*, layer: Layer, channels: range | None = None) -> dict[int, Thumbnail]:
+    """Channel index -> its thumbnail, for ``channels`` (all by default); those without a
+    picture carry the state of their job. Three queries."""
+    channels = range(layer.channels) if channels is None else channels
+    artifacts = Artifact.objects.filter(
+        layer=layer, neuron__index__gte=channels.start, neuron__index__lt=channels.stop
+    )
+    found = _thumbnails(artifacts, "neuron__index", len(channels))
+    if len(found) < len(channels):
+        for (_, channel), state in job_states(layers=[layer]).items():
+            if channel in channels:
+                found.setdefault(channel, Thumbnail(state=state))
+    return found
 
-    Where claims, links and connection lists get their thumbnails; one query at most.
+
+def neuron_thumbnails(*, neurons: Iterable[Neuron]) -> dict[int, Thumbnail]:
+    """Neuron id -> its thumbnail (see :class:`Thumbnail`), for those that have a picture.
+
+    Where claims, links and connection lists get their pictures; two queries at most.
     """
     ids = {neuron.pk for neuron in neurons}
     if not ids:
         return {}
-    return _newest_featurevis_urls(Artifact.objects.filter(neuron_id__in=ids), "neuron_id")
+    return _thumbnails(Artifact.objects.filter(neuron_id__in=ids), "neuron_id", len(ids))
+
+
+def neuron_thumbnail_urls(*, neurons: Iterable[Neuron]) -> dict[int, str]:
+    """Neuron id -> the URL of its thumbnail, for those that have one."""
+    return {pk: found.url for pk, found in neuron_thumbnails(neurons=neurons).items()}
 
 
 def render_job_get(*, job_id: int) -> RenderJob:
     try:
-        return RenderJob.objects.select_related("model", "layer").get(pk=job_id)
+        return RenderJob.objects.select_related("model", "layer", "requested_by").get(pk=job_id)
     except RenderJob.DoesNotExist:
         raise Http404(f"there is no render job {job_id}") from None
 
 
 def render_job_list() -> QuerySet[RenderJob]:
-    return RenderJob.objects.select_related("model", "layer").order_by("-created")
+    return RenderJob.objects.select_related("model", "layer", "requested_by").order_by("-created")

@@ -14,4 +14,5 @@ urlpatterns = [
     ),
     path("jobs/", views.job_list, name="job_list"),
     path("jobs/<int:job_id>/status/", views.job_status, name="job_status"),
+    path("jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
 ]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from jobs import selectors
+from jobs.lifecycle import render_job_cancel
 from jobs.planning import render_request_neuron
 from neurons import selectors as catalog
 
@@ -20,7 +22,7 @@ def neuron_render(request: HttpRequest, model: str, layer: str, index: int) -> H
     """The neuron page's button: queue what the page lacks, then back to the page."""
     neuron = catalog.neuron_lookup(model=model, layer=layer, index=index)
     try:
-        plan = render_request_neuron(neuron=neuron)
+        plan = render_request_neuron(neuron=neuron, requested_by=request.user)
     except ValidationError as exc:
         context = {"neuron": neuron, "errors": exc.message_dict}
         return render(request, "jobs/render_refused.html", context, status=400)
@@ -39,5 +41,24 @@ def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
 
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = selectors.render_job_list()[:100]
+    jobs = list(selectors.render_job_list()[:100])
+    for job in jobs:
+        job.cancellable = job.cancellable_by(request.user)
     return render(request, "jobs/job_list.html", {"jobs": jobs})
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Cancel a queued or running job (its requester, or staff); back to where the button was."""
+    job = selectors.render_job_get(job_id=job_id)
+    if not job.cancellable_by(request.user) and job.is_active:
+        raise PermissionDenied("only who asked for a job, or staff, may cancel it")
+    if render_job_cancel(job_id=job.pk, by=request.user.get_username()):
+        messages.info(request, f"Job {job.pk} cancelled; what it rendered is kept.")
+    else:
+        messages.info(request, f"Job {job.pk} had ended already ({job.status}).")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        back = ""
+    return redirect(back or "jobs:job_list")

@@ -244,6 +244,9 @@ MICROSCOPE_JOB_STALE_SECONDS = env_int("MICROSCOPE_JOB_STALE_SECONDS", 30)
 MICROSCOPE_JOB_SWEEP_SECONDS = env_int("MICROSCOPE_JOB_SWEEP_SECONDS", 10)
 MICROSCOPE_JOB_REPUBLISH_SECONDS = env_int("MICROSCOPE_JOB_REPUBLISH_SECONDS", 60)
 MICROSCOPE_JOB_ATTEMPTS = env_int("MICROSCOPE_JOB_ATTEMPTS", 5)
+# A worker records a job's progress at most this often (a write, and the moment it sees
+# that the job was cancelled).
+MICROSCOPE_JOB_PROGRESS_MS = env_int("MICROSCOPE_JOB_PROGRESS_MS", 500)
 MICROSCOPE_MODEL_CACHE = env_int("MICROSCOPE_MODEL_CACHE", 2)  # models kept per worker process
 
 # Media on disk by default; MICROSCOPE_S3_BUCKET puts it in S3-compatible object storage

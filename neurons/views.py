@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 
 from neurons import selectors
 from neurons.references import BadReference, resolve
+
+TILES_PER_PAGE = 256
 
 
 def model_list(request: HttpRequest) -> HttpResponse:
@@ -22,7 +25,9 @@ def layer_detail(request: HttpRequest, model: str, layer: str) -> HttpResponse:
     found = selectors.layer_get(model=selectors.model_get(slug=model), name=layer)
     if found.name != layer:  # an alias or an OpenAI Microscope name: send to the canonical page
         return redirect(found, permanent=True)
-    context = {"model": found.model, "layer": found, "indices": range(found.channels)}
+    # A page of tiles at a time: features_18's 1,280 would be one heavy page.
+    page = Paginator(range(found.channels), TILES_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"model": found.model, "layer": found, "page": page}
     return render(request, "neurons/layer_detail.html", context)
 
 

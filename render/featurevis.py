@@ -448,6 +448,7 @@ def render_channels(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    step_progress: Callable[[list[int], int], None] | None = None,
 ) -> dict[int, list[np.ndarray]]:
     """Render a feature visualization of each channel of ``layer``.
 
@@ -466,6 +467,8 @@ def render_channels(
         device: where to render; the model must be there.
         progress: called with ``(channels done, channels in all)`` after each batch
             (each chunk of :func:`cpu_batch_images` images on the CPU).
+        step_progress: called with ``(the batch's channels, step)`` after each
+            optimization step; what it raises stops the render (a cancelled job).
 
     Returns:
         Each channel's images, ``size x size x 3`` uint8: one, or four for ``diversity``.
@@ -512,7 +515,7 @@ def render_channels(
             chunk = min(batch_size, max(1, cpu_batch_images() // params.images_per_channel))
         for start in range(0, len(wanted), chunk):
             batch = wanted[start : start + chunk]
-            images = _optimize(layer_output, batch, params, device)
+            images = _optimize(layer_output, batch, params, device, step_progress)
             per = params.images_per_channel
             for i, channel in enumerate(batch):
                 results[channel] = images[i * per : (i + 1) * per]
@@ -526,6 +529,7 @@ def _optimize(
     channels: list[int],
     params: FeatureVisParams,
     device: torch.device,
+    step_progress: Callable[[list[int], int], None] | None = None,
 ) -> list[np.ndarray]:
     per = params.images_per_channel
     spectrum = torch.cat(
@@ -536,13 +540,15 @@ def _optimize(
     optimizer = torch.optim.Adam([spectrum], lr=params.lr)
     # Restarted for every batch: each batch sees the sequence a lone channel would.
     transform = random_transforms(np.random.RandomState(params.seed))
-    for _ in range(params.steps):
+    for step in range(1, params.steps + 1):
         rgb = spectrum_to_rgb(spectrum, params.size)
         acts = layer_output(transform(rgb))
         loss = _image_losses(acts.float(), index, params.objective, per).sum()
         # Gradients for the image only: none computed for, or left on, the weights.
         (spectrum.grad,) = torch.autograd.grad(loss, [spectrum])
         optimizer.step()
+        if step_progress is not None:
+            step_progress(channels, step)
     with torch.no_grad():
         return _to_uint8(spectrum_to_rgb(spectrum, params.size))
 

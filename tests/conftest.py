@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from pytest_django.plugin import blocking_manager_key
+from rest_framework.test import APIClient
 
+from api.services import api_token_create
 from neurons.models import Model
 from neurons.services import model_register
 
@@ -83,3 +86,40 @@ def inceptionv1(db: None) -> Model:
 def mobilenet(db: None) -> Model:
     """MobileNetV2 with its real ImageNet weights from the registry package."""
     return model_register(slug="mobilenet_v2").model
+
+
+# Personas, and API clients that act as them.
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    return User.objects.create_user("alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    return User.objects.create_user("bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def staff(db: None) -> User:
+    return User.objects.create_user("curator", password="pw-curator-123", is_staff=True)
+
+
+@pytest.fixture
+def api() -> APIClient:
+    """An anonymous API client, as a script without a token."""
+    return APIClient()
+
+
+@pytest.fixture
+def client_for(db: None) -> Callable[[User], APIClient]:
+    """An API client that sends a fresh personal token of the user."""
+
+    def make(user: User) -> APIClient:
+        _, key = api_token_create(user=user, name="tests")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        return client
+
+    return make

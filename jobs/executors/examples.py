@@ -52,23 +52,42 @@ def _jpeg(root: Path, name: str, input_size: int) -> bytes:
     return buffer.getvalue()
 
 
+CROP_SIDE = 96  # pixels of a top example's crop, the thumbnail of a neuron not visualized
+
+
 class _ImageFiles:
-    """Corpus images stored in media storage on first use, each once (by content)."""
+    """Corpus images stored in media storage on first use, each once (by content), and
+    crops of them (the thumbnails of neurons without a feature visualization)."""
 
     def __init__(self, corpus: _Corpus, result: SweepResult) -> None:
         self.corpus, self.result = corpus, result
         self.files: dict[int, str] = {}
+        self.jpegs: dict[int, bytes] = {}
+
+    def _name(self, index: int) -> str:
+        sha = self.corpus.shas[self.result.images[index]]
+        return f"examples/{sha[:2]}/{sha}-{self.result.input_size}"
 
     def __call__(self, index: int) -> str:
         if index not in self.files:
             name = self.result.images[index]
-            sha = self.corpus.shas[name]
-            size = self.result.input_size
+            self.jpegs[index] = _jpeg(self.corpus.root, name, self.result.input_size)
             self.files[index] = storage.example_image_save(
-                name=f"examples/{sha[:2]}/{sha}-{size}.jpg",
-                content=_jpeg(self.corpus.root, name, size),
+                name=f"{self._name(index)}.jpg", content=self.jpegs[index]
             )
         return self.files[index]
+
+    def crop(self, index: int, box: list[int]) -> str:
+        """The square ``box`` (left, top, right, bottom) of the image, CROP_SIDE wide."""
+        self(index)
+        left, top, right, bottom = (int(v) for v in box)
+        name = f"{self._name(index)}-{left}-{top}-{right}-{bottom}.jpg"
+        with Image.open(io.BytesIO(self.jpegs[index])) as image:
+            crop = image.crop((left, top, right, bottom))
+            crop = crop.resize((CROP_SIDE, CROP_SIDE), Image.Resampling.LANCZOS)
+            buffer = io.BytesIO()
+            crop.save(buffer, format="JPEG", quality=90)
+        return storage.example_image_save(name=name, content=buffer.getvalue())
 
 
 def _channel_data(
@@ -82,6 +101,17 @@ def _channel_data(
     data["corpus"] = corpus.name
     data["skipped"] = len(result.skipped)
     return data
+
+
+def _top_crop(data: dict[str, Any], result: SweepResult, layer: Layer, channel: int,
+              files: _ImageFiles) -> list[str]:  # fmt: skip
+    """The top example's crop, as the artifact's one file: the neuron's thumbnail until it
+    has a feature visualization. None for a channel silent on every image."""
+    top = data["top"]
+    if not top or top[0]["value"] <= 0:
+        return []
+    index = int(result.layers[layer.name].top_index[channel][0])
+    return [files.crop(index, top[0]["box"])]
 
 
 def examples_run(*, job: RenderJob, progress: Progress) -> None:
@@ -118,16 +148,19 @@ def examples_run(*, job: RenderJob, progress: Progress) -> None:
     )
     neurons = {(n.layer_id, n.index): n for n in Neuron.objects.filter(layer__in=todo_layers)}
     files = _ImageFiles(corpus, result)
-    artifacts = [
-        Artifact(
-            kind=ArtifactKind.EXAMPLES,
-            layer=layer,
-            neuron=neurons[(layer.pk, channel)],
-            params=identities[layer, channel],
-            key=keys[layer, channel],
-            data=_channel_data(result, layer, channel, files, corpus),
-            job=job,
+    artifacts = []
+    for layer, channel in todo:
+        data = _channel_data(result, layer, channel, files, corpus)
+        artifacts.append(
+            Artifact(
+                kind=ArtifactKind.EXAMPLES,
+                layer=layer,
+                neuron=neurons[(layer.pk, channel)],
+                params=identities[layer, channel],
+                key=keys[layer, channel],
+                files=_top_crop(data, result, layer, channel, files),
+                data=data,
+                job=job,
+            )
         )
-        for layer, channel in todo
-    ]
     storage.artifacts_bulk_create(artifacts=artifacts)

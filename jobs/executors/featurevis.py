@@ -18,6 +18,14 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
         yield items[start : start + size]
 
 
+def _channels_text(channels: list[int]) -> str:
+    if len(channels) == 1:
+        return f"channel {channels[0]}"
+    if channels == list(range(channels[0], channels[-1] + 1)):
+        return f"channels {channels[0]}-{channels[-1]}"
+    return f"{len(channels)} channels from {channels[0]}"
+
+
 def featurevis_run(*, job: RenderJob, progress: Progress) -> None:
     """Render the job's channels that have no artifact yet, a batch at a time."""
     layer = job.layer
@@ -46,9 +54,14 @@ def featurevis_run(*, job: RenderJob, progress: Progress) -> None:
     neurons = {n.index: n for n in Neuron.objects.filter(layer=layer, index__in=todo)}
     batch = max(1, settings.MICROSCOPE_RENDER_BATCH // recipe.images_per_channel)
     for chunk in _chunks(todo, batch):
+
+        def on_step(rendering: list[int], step: int, done: int = done) -> None:
+            where = _channels_text(rendering)
+            progress(done, total, f"{where}: step {step} of {recipe.steps}")
+
         images = render_channels(
             loaded.model, loaded.organism, layer.name, chunk, recipe,
-            batch_size=len(chunk), device=device,
+            batch_size=len(chunk), device=device, step_progress=on_step,
         )  # fmt: skip
         for channel in chunk:
             neuron = neurons[channel]

@@ -21,14 +21,18 @@ register = template.Library()
 @register.inclusion_tag("jobs/_neuron_visuals.html", takes_context=True)
 def neuron_visuals(context: template.Context, neuron: Neuron) -> dict[str, Any]:
     request = context.get("request")
+    user = getattr(request, "user", None)
+    visuals = selectors.neuron_visuals(neuron=neuron)
+    for job in visuals.jobs:
+        job.cancellable = job.cancellable_by(user)
     return {
         "request": request,
-        "user": getattr(request, "user", None),
+        "user": user,
         "csrf_token": context.get("csrf_token"),
         "neuron": neuron,
         "layer": neuron.layer,
         "model": neuron.layer.model,
-        "visuals": selectors.neuron_visuals(neuron=neuron),
+        "visuals": visuals,
     }
 
 
@@ -39,12 +43,14 @@ def neuron_weights(neuron: Neuron) -> dict[str, Any]:
 
 
 @register.inclusion_tag("jobs/_layer_grid.html")
-def layer_grid(layer: Layer) -> dict[str, Any]:
-    thumbnails = selectors.layer_thumbnails(layer=layer)
+def layer_grid(layer: Layer, channels: range | None = None) -> dict[str, Any]:
+    """``{% layer_grid layer channels %}``: the channels' tiles (all of them by default)."""
+    channels = range(layer.channels) if channels is None else channels
+    thumbnails = selectors.layer_thumbnails(layer=layer, channels=channels)
     return {
         "layer": layer,
         "model": layer.model,
-        "cells": [(index, thumbnails.get(index)) for index in range(layer.channels)],
+        "cells": [(index, thumbnails.get(index, selectors.Thumbnail())) for index in channels],
     }
 
 

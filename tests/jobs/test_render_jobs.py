@@ -6,6 +6,7 @@ import io
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
@@ -224,6 +225,20 @@ def test_dataset_examples_keep_top_and_bottom_images_positions_and_histogram(
         with default_storage.open(entry["file"]) as f:
             assert Image.open(io.BytesIO(f.read())).size == (224, 224)
     assert sum(data["histogram"]["counts"]) == 6 * 7 * 7
+    # Each neuron's one file: its top example's receptive-field crop (its thumbnail until it
+    # has a feature visualization), cut from the stored image.
+    for artifact in artifacts:
+        [crop_name] = artifact.files
+        top = artifact.data["top"][0]
+        assert top["value"] > 0
+        with default_storage.open(top["file"]) as f:
+            whole = Image.open(io.BytesIO(f.read())).convert("RGB")
+        with default_storage.open(crop_name) as f:
+            crop = Image.open(io.BytesIO(f.read())).convert("RGB")
+        assert crop.size == (96, 96)
+        expected = whole.crop(tuple(top["box"])).resize((96, 96), Image.Resampling.LANCZOS)
+        error = np.abs(np.asarray(crop, dtype=int) - np.asarray(expected, dtype=int)).mean()
+        assert error < 4, error  # the same crop, up to JPEG's rounding
     assert artifacts[0].key == artifact_key(**artifacts[0].params)
     assert len(artifacts[0].params["corpus_sha256"]) == 64
 

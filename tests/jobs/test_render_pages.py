@@ -183,3 +183,52 @@ def test_an_example_is_shown_as_its_receptive_field_and_links_to_the_whole_image
     assert '<rect class="peak" x="101.00" y="69.00" width="54.00" height="54.00">' in content
     assert '<a class="frame" href="/media/examples/aa/aa-224.jpg"' in content  # the whole
     assert content.count("top and bottom</span>") == 2
+
+
+def test_a_layer_grid_shows_the_best_picture_of_each_channel_and_never_a_bare_tile(
+    client: Client, mobilenet: Model, django_assert_max_num_queries
+) -> None:
+    layer: Layer = mobilenet.layers.get(name="features_16")
+    n0, n1 = layer.neurons.select_related("layer__model").order_by("index")[:2]
+    visualized = stored(n0, ArtifactKind.FEATUREVIS)
+    crop = storage.example_image_save(name="examples/bb/bb-224-0-0-64-64.jpg", content=png())
+    examples = storage.artifact_create(
+        kind=ArtifactKind.EXAMPLES,
+        neuron=n1,
+        identity={"kind": "examples", "channel": 1},
+        data=examples_data(),
+    )
+    Artifact.objects.filter(pk=examples.pk).update(files=[crop])
+    stored(n0, ArtifactKind.EXAMPLES, data=examples_data())  # n0's own picture wins
+    planning.render_job_create(
+        model=mobilenet, layer=layer, kind=ArtifactKind.FEATUREVIS, params={},
+        channels=range(2, 40), enqueue=False,
+    )  # fmt: skip
+    with django_assert_max_num_queries(9):
+        content = client.get(layer.get_absolute_url()).content.decode()
+    assert f'<img src="{visualized.urls[0]}" alt="f16:0, feature visualization"' in content
+    assert f'<img src="/media/{crop}" alt="f16:1, top dataset example' in content
+    assert content.count("<small>example</small>") == 1
+    # Without a picture, each says so, with the state of the job that would make one.
+    assert content.count('<span class="blank">not rendered yet<em>queued</em></span>') == 38
+    assert content.count('<span class="blank">not rendered yet</span>') == layer.channels - 40
+    # An examples artifact swept before crops were stored shows its top image whole.
+    Artifact.objects.filter(pk=examples.pk).update(files=[])
+    content = client.get(layer.get_absolute_url()).content.decode()
+    assert '<img src="/media/examples/aa/aa-224.jpg" alt="f16:1, top dataset example' in content
+
+
+def test_a_large_layer_is_paged(client: Client, mobilenet: Model) -> None:
+    layer: Layer = mobilenet.layers.get(name="features_18")
+    assert layer.channels == 1280
+    first = client.get(layer.get_absolute_url()).content.decode()
+    assert first.count('<span class="blank">') == 256
+    assert 'href="/models/mobilenet_v2/features_18/255/"' in first
+    assert 'href="/models/mobilenet_v2/features_18/256/"' not in first
+    assert '<a href="?page=5">5</a>' in first and 'rel="next"' in first
+    last = client.get(layer.get_absolute_url() + "?page=5").content.decode()
+    assert 'href="/models/mobilenet_v2/features_18/1279/"' in last
+    assert "Channels 1024 to 1279." in last and 'rel="next"' not in last
+    for page in ("99", "abc", "-1", "1e9"):  # out of range or not a number: a page, no error
+        response = client.get(layer.get_absolute_url(), {"page": page})
+        assert response.status_code == 200 and response.content.count(b'class="blank"') == 256

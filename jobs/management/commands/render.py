@@ -145,10 +145,13 @@ class Command(BaseCommand):
     @staticmethod
     def raise_failed(jobs: list[RenderJob], options: dict[str, Any]) -> None:
         failed = RenderJob.objects.filter(
-            pk__in=[job.pk for job in jobs], status=RenderJob.Status.FAILED
+            pk__in=[job.pk for job in jobs],
+            status__in=[RenderJob.Status.FAILED, RenderJob.Status.CANCELLED],
         )
         if (options["sync"] or options["wait"]) and failed:
-            raise CommandError("; ".join(f"job {job.pk} failed: {job.error}" for job in failed))
+            raise CommandError(
+                "; ".join(f"job {job.pk} {job.status}: {job.error}" for job in failed)
+            )
 
     def run_here(self, jobs: list[RenderJob], *, quiet: bool) -> None:
         for job in jobs:

@@ -16,7 +16,7 @@
     function card(term, factor) {
       var link = el("a", "card");
       link.href = term.url; link.title = term.ref;
-      if (term.thumbnail) { var img = el("img"); img.src = term.thumbnail; img.alt = ""; link.appendChild(img); }
+      if (term.thumbnail) { var img = el("img"); img.src = term.thumbnail; img.alt = ""; if (term.thumbnail_is_example) img.title = "top dataset example (no feature visualization yet)"; link.appendChild(img); }
       else link.appendChild(el("span", "blank"));
       link.appendChild(el("span", "", (factor ? factor + " × " : "") + term.short_ref));
       return link;

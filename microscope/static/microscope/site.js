@@ -3,8 +3,15 @@
 (function () {
   "use strict";
 
+  function seconds(value) {
+    if (value === null || value === undefined) return "";
+    var s = Math.round(value), m = Math.floor(s / 60), h = Math.floor(m / 60);
+    if (h) return h + " h " + (m % 60) + " min";
+    return m ? m + " min " + (s % 60) + " s" : s + " s";
+  }
+
   /* Jobs: every element with data-status-url and an active data-status is polled; its
-     .job-status, .job-progress and .job-error follow the job, and the page reloads once a
+     .job-status, .job-progress, .job-note, .job-duration and .job-error follow the job, and the page reloads once a
      job reaches a state named in data-reload-on (its results are then on the page). */
   function poll() {
     var rows = Array.prototype.filter.call(
@@ -21,6 +28,10 @@
           if (status) status.textContent = job.status;
           var progress = row.querySelector(".job-progress");
           if (progress) progress.textContent = job.total ? job.done + "/" + job.total : "";
+          var note = row.querySelector(".job-note");
+          if (note) note.textContent = job.note || "";
+          var duration = row.querySelector(".job-duration");
+          if (duration) duration.textContent = seconds(job.duration);
           var error = row.querySelector(".job-error");
           if (error) { error.textContent = job.error; error.hidden = !job.error; }
           return (row.dataset.reloadOn || "done").split(" ").indexOf(job.status) >= 0;

@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 import render
-from jobs.models import Artifact, ArtifactKind, RenderJob
+from jobs.models import OBJECTIVE_BY_KIND, Artifact, ArtifactKind, RenderJob
 from jobs.params import INPUTS, OUTPUTS, tier_of
 from neurons.models import Layer, Neuron
 from neurons.selectors import layer_above, layer_below
@@ -69,6 +69,27 @@ def _tier_rank(identity: dict[str, Any], weights_sha256: str) -> tuple[bool, int
 
 
 @dataclass
+class Tab:
+    """One objective's feature visualization on a neuron's page."""
+
+    objective: str  # "channel", "neuron", "negative", "diversity"
+    kind: str  # its artifact kind
+    title: str
+    artifact: Artifact | None
+    active: bool = False
+    state: str = ""  # without an artifact: the state of the job that would make it
+
+
+# The neuron page's tabs, in order: lucent's objectives.
+TAB_TITLES = {
+    ArtifactKind.FEATUREVIS: "Channel",
+    ArtifactKind.FEATUREVIS_NEURON: "Centre neuron",
+    ArtifactKind.FEATUREVIS_NEGATIVE: "Negative",
+    ArtifactKind.FEATUREVIS_DIVERSITY: "Diversity",
+}
+
+
+@dataclass
 class NeuronVisuals:
     featurevis: Artifact | None = None
     featurevis_tier: str = ""  # "preview", "full" or "custom"
@@ -86,6 +107,7 @@ class NeuronVisuals:
     # Why the page offers no button: the weights are not installed.
     cannot_render: str = ""
     jobs: list[RenderJob] = field(default_factory=list)
+    tabs: list[Tab] = field(default_factory=list)
 
     @property
     def active_jobs(self) -> list[RenderJob]:
@@ -185,8 +207,9 @@ def weights_missing(*, neuron: Neuron) -> list[Layer]:
     ]
 
 
-def neuron_visuals(*, neuron: Neuron) -> NeuronVisuals:
-    """The newest artifact of each kind for a neuron, and its recent jobs."""
+def neuron_visuals(*, neuron: Neuron, objective: str = "") -> NeuronVisuals:
+    """The best artifact of each kind for a neuron, its recent jobs, and a tab per
+    objective (``objective`` the one shown first; the first rendered by default)."""
     visuals = NeuronVisuals()
     slots = {
         ArtifactKind.FEATUREVIS: "featurevis",
@@ -222,10 +245,33 @@ def neuron_visuals(*, neuron: Neuron) -> NeuronVisuals:
     if weights_missing(neuron=neuron):
         visuals.missing.append(ArtifactKind.WEIGHTS.label)
     visuals.jobs = list(jobs_covering(neuron=neuron)[:RECENT_JOBS])
+    visuals.tabs = _tabs(visuals, slots, neuron, objective)
     model = neuron.layer.model
     if not model.has_weights:
         visuals.cannot_render = catalog.missing_message(catalog.get(model.slug))
     return visuals
+
+
+def _tabs(
+    visuals: NeuronVisuals, slots: dict[str, str], neuron: Neuron, objective: str
+) -> list[Tab]:
+    states: dict[str, str] = {}
+    for job in visuals.jobs:  # the newest first
+        states.setdefault(job.kind, job.status)
+    tabs = [
+        Tab(
+            objective=OBJECTIVE_BY_KIND[kind],
+            kind=kind,
+            title=title,
+            artifact=getattr(visuals, slots[kind]),
+            state=states.get(kind.value, ""),
+        )
+        for kind, title in TAB_TITLES.items()
+    ]
+    chosen = next((tab for tab in tabs if tab.objective == objective), None)
+    chosen = chosen or next((tab for tab in tabs if tab.artifact is not None), tabs[0])
+    chosen.active = True
+    return tabs
 
 
 @dataclass

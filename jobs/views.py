@@ -12,17 +12,24 @@ from django.views.decorators.http import require_GET, require_POST
 
 from jobs import selectors
 from jobs.lifecycle import render_job_cancel
-from jobs.planning import render_request_neuron
+from jobs.models import OBJECTIVE_BY_KIND, ArtifactKind
+from jobs.planning import FEATUREVIS_KINDS, render_request_neuron
 from neurons import selectors as catalog
 
 
 @login_required
 @require_POST
 def neuron_render(request: HttpRequest, model: str, layer: str, index: int) -> HttpResponse:
-    """The neuron page's button: queue what the page lacks, then back to the page."""
+    """The neuron page's buttons: queue what the page lacks, or one objective's feature
+    visualization (``kind``), then back to the page."""
     neuron = catalog.neuron_lookup(model=model, layer=layer, index=index)
+    kind = request.POST.get("kind", "")
     try:
-        plan = render_request_neuron(neuron=neuron, requested_by=request.user)
+        if kind and kind not in FEATUREVIS_KINDS:
+            choices = ", ".join(FEATUREVIS_KINDS)
+            raise ValidationError({"kind": f"{kind[:40]!r} is not one of {choices}"})
+        kinds = [kind] if kind else None
+        plan = render_request_neuron(neuron=neuron, kinds=kinds, requested_by=request.user)
     except ValidationError as exc:
         context = {"neuron": neuron, "errors": exc.message_dict}
         return render(request, "jobs/render_refused.html", context, status=400)
@@ -30,6 +37,10 @@ def neuron_render(request: HttpRequest, model: str, layer: str, index: int) -> H
         messages.info(request, f"Queued: {', '.join(job.kind_label for job in plan.jobs)}.")
     else:
         messages.info(request, "Nothing is missing.")
+    if kind:
+        return redirect(
+            f"{neuron.get_absolute_url()}?objective={OBJECTIVE_BY_KIND[ArtifactKind(kind)]}"
+        )
     return redirect(neuron)
 
 

@@ -22,7 +22,8 @@ register = template.Library()
 def neuron_visuals(context: template.Context, neuron: Neuron) -> dict[str, Any]:
     request = context.get("request")
     user = getattr(request, "user", None)
-    visuals = selectors.neuron_visuals(neuron=neuron)
+    objective = request.GET.get("objective", "") if request is not None else ""
+    visuals = selectors.neuron_visuals(neuron=neuron, objective=objective)
     for job in visuals.jobs:
         job.cancellable = job.cancellable_by(user)
     return {

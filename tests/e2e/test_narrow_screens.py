@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 
 from annotations.services import claim_create
 from neurons.models import Model
 from neurons.references import resolve
-from tests.api.conftest import User
 
 pytestmark = pytest.mark.e2e
 

@@ -232,3 +232,53 @@ def test_a_large_layer_is_paged(client: Client, mobilenet: Model) -> None:
     for page in ("99", "abc", "-1", "1e9"):  # out of range or not a number: a page, no error
         response = client.get(layer.get_absolute_url(), {"page": page})
         assert response.status_code == 200 and response.content.count(b'class="blank"') == 256
+
+
+def test_a_neuron_page_has_a_tab_per_objective_and_asks_for_a_missing_one(
+    client: Client, member: Client, neuron: Neuron, django_capture_on_commit_callbacks
+) -> None:
+    featurevis = stored(neuron, ArtifactKind.FEATUREVIS)
+    negative = stored(neuron, ArtifactKind.FEATUREVIS_NEGATIVE)
+    page = member.get(neuron.get_absolute_url()).content.decode()
+    for objective in ("channel", "neuron", "negative", "diversity"):
+        assert f'id="tab-{objective}"' in page and f'id="panel-{objective}"' in page
+    assert (
+        'href="?objective=channel#tab-channel" aria-controls="panel-channel" aria-selected="true"'
+        in (page)
+    )
+    assert 'id="panel-channel" aria-labelledby="tab-channel">' in page  # shown
+    assert 'id="panel-negative" aria-labelledby="tab-negative" hidden>' in page
+    assert f'src="{negative.urls[0]}"' in page  # in its panel, a click away
+    assert page.count("<small>not rendered</small>") == 2  # neuron and diversity
+    assert 'name="kind" value="featurevis_neuron"' in page
+    assert "Render the centre neuron objective" in page
+
+    chosen = member.get(neuron.get_absolute_url(), {"objective": "negative"}).content.decode()
+    assert 'id="panel-negative" aria-labelledby="tab-negative">' in chosen
+    assert 'id="panel-channel" aria-labelledby="tab-channel" hidden>' in chosen
+    assert f'src="{featurevis.urls[0]}"' in chosen
+    odd = member.get(neuron.get_absolute_url(), {"objective": "<b>"})
+    assert (
+        odd.status_code == 200
+        and b'id="panel-channel" aria-labelledby="tab-channel">' in odd.content
+    )
+
+    url = f"{neuron.get_absolute_url()}render/"
+    with django_capture_on_commit_callbacks():
+        response = member.post(url, {"kind": "featurevis_neuron"})
+    assert response.status_code == 302
+    assert response.url == f"{neuron.get_absolute_url()}?objective=neuron"
+    [job] = RenderJob.objects.all()
+    assert job.kind == "featurevis_neuron" and (job.channel_start, job.channel_stop) == (5, 6)
+    assert job.requested_by.get_username() == "ada"
+    page = member.get(response.url).content.decode()
+    assert "Centre neuron objective: not rendered yet (its job is queued)." in page
+    assert "Render the centre neuron objective" not in page
+
+    refused = member.post(url, {"kind": "weights<script>"})
+    assert refused.status_code == 400 and b"is not one of featurevis" in refused.content
+    assert b"<script>" not in refused.content
+    assert RenderJob.objects.count() == 1
+    client.logout()
+    anonymous = client.get(neuron.get_absolute_url()).content.decode()
+    assert "Render the centre neuron objective" not in anonymous and "to render it." in anonymous

@@ -41,6 +41,21 @@
     }, function () { setTimeout(poll, 10000); });
   }
 
+  /* Tabs: a click shows its panel without a reload (the link works without scripts). */
+  document.addEventListener("click", function (event) {
+    var tab = event.target.closest ? event.target.closest('[role="tab"]') : null;
+    if (!tab) return;
+    var list = tab.closest('[role="tablist"]');
+    event.preventDefault();
+    Array.prototype.forEach.call(list.querySelectorAll('[role="tab"]'), function (other) {
+      var selected = other === tab;
+      other.setAttribute("aria-selected", selected ? "true" : "false");
+      var panel = document.getElementById(other.getAttribute("aria-controls"));
+      if (panel) panel.hidden = !selected;
+    });
+    history.replaceState(null, "", tab.getAttribute("href"));
+  });
+
   /* Buttons that ask first: data-confirm holds the question. */
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("[data-confirm]") : null;

@@ -1,0 +1,66 @@
+"""In a browser: a neuron page's objective tabs switch without a reload, and a job's
+requester cancels it from /jobs/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from jobs import planning
+from jobs.models import ArtifactKind, RenderJob
+from neurons.models import Model, Neuron
+from tests.jobs.test_render_pages import stored
+
+pytestmark = pytest.mark.e2e
+
+
+def sign_in(page: Any, base: str, username: str, password: str, next_path: str) -> None:
+    page.goto(f"{base}/accounts/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{base}{next_path}")
+
+
+def test_tabs_switch_objectives_and_a_requester_cancels_a_job(
+    live_server: Any, mobilenet: Model, page: Any
+) -> None:
+    base = live_server.url
+    neuron = Neuron.objects.select_related("layer__model").get(
+        layer__model=mobilenet, layer__name="features_16", index=5
+    )
+    stored(neuron, ArtifactKind.FEATUREVIS)
+    stored(neuron, ArtifactKind.FEATUREVIS_NEGATIVE)
+    User.objects.create_user("ada", password="pw-ada-12345")
+    path = neuron.get_absolute_url()
+    sign_in(page, base, "ada", "pw-ada-12345", path)
+
+    assert page.is_visible("#panel-channel img") and not page.is_visible("#panel-negative")
+    page.click("#tab-negative")
+    assert page.is_visible("#panel-negative img") and not page.is_visible("#panel-channel")
+    assert page.get_attribute("#tab-negative", "aria-selected") == "true"
+    assert page.url.endswith("?objective=negative#tab-negative")  # the link to share
+
+    page.click("#tab-neuron")
+    page.click("#panel-neuron button[type=submit]")  # render the missing objective
+    page.wait_for_url(f"{base}{path}?objective=neuron")
+    job = RenderJob.objects.get(kind=ArtifactKind.FEATUREVIS_NEURON)
+    assert page.is_visible(f"#render-jobs [data-status-url='/jobs/{job.pk}/status/']")
+
+    page.goto(f"{base}/jobs/")
+    assert page.inner_text(f"#job-{job.pk} td >> nth=3") == "ada"
+    page.once("dialog", lambda dialog: dialog.accept())  # "Cancel job N? ..."
+    page.click(f"#job-{job.pk} button.cancel")
+    page.wait_for_selector(f"#job-{job.pk} .job-status >> text=cancelled")
+    job.refresh_from_db()
+    assert job.status == RenderJob.Status.CANCELLED and "cancelled by ada" in job.error
+    assert page.locator(f"#job-{job.pk} button.cancel").count() == 0
+    other = planning.render_job_create(
+        model=mobilenet, layer=neuron.layer, kind=ArtifactKind.FEATUREVIS, params={},
+        channels=range(1), enqueue=False,
+    )  # fmt: skip
+    page.reload()
+    assert page.inner_text(f"#job-{other.pk} td >> nth=3") == "a command"
+    assert page.locator(f"#job-{other.pk} button.cancel").count() == 0  # not hers

@@ -411,36 +411,32 @@ class Thumbnail:
         return f"not rendered yet ({self.state})" if self.state else "not rendered yet"
 
 
-def _thumbnails(
-    artifacts: QuerySet[Artifact], key: str, expected: int | None = None
-) -> dict[Any, Thumbnail]:
+def _thumbnails(artifacts: QuerySet[Artifact], key: str) -> dict[Any, Thumbnail]:
     """``key`` value -> the best picture among ``artifacts``: the best feature visualization
     (current weights and code, then full before preview, then the newest), else the newest
     top example's crop (the whole image, for examples swept before crops were stored).
-    Two queries; one when all ``expected`` have a feature visualization."""
+    One query."""
     best: dict[Any, tuple[tuple[bool, int], str]] = {}
+    examples: dict[Any, str] = {}
     rows = (
-        artifacts.filter(kind=ArtifactKind.FEATUREVIS)
+        artifacts.filter(kind__in=PICTURE_KINDS)
         .order_by("-created", "-pk")
-        .values_list(key, "files", "params", "layer__model__weights_sha256")
+        .values_list(
+            key, "kind", "files", "params", "layer__model__weights_sha256", "data__top__0__file"
+        )
     )
-    for value, files, identity, sha in rows:
+    for value, kind, files, identity, sha, whole in rows:
+        if kind == ArtifactKind.EXAMPLES:
+            name = files[0] if files else whole
+            if name:
+                examples.setdefault(value, name)
+            continue
         rank = _tier_rank(identity, sha)
         if files and (value not in best or rank > best[value][0]):
             best[value] = (rank, files[0])
     found = {value: Thumbnail(default_storage.url(name)) for value, (_, name) in best.items()}
-    if expected is not None and len(found) >= expected:
-        return found
-    examples = (
-        artifacts.filter(kind=ArtifactKind.EXAMPLES)
-        .exclude(**{f"{key}__in": list(found)})
-        .order_by("-created", "-pk")
-        .values_list(key, "files", "data__top__0__file")
-    )
-    for value, files, whole in examples:
-        name = files[0] if files else whole
-        if name and value not in found:
-            found[value] = Thumbnail(default_storage.url(name), example=True)
+    for value, name in examples.items():
+        found.setdefault(value, Thumbnail(default_storage.url(name), example=True))
     return found
 
 
@@ -468,12 +464,12 @@ def job_states(
 
 def layer_thumbnails(*, layer: Layer, channels: range | None = None) -> dict[int, Thumbnail]:
     """Channel index -> its thumbnail, for ``channels`` (all by default); those without a
-    picture carry the state of their job. Three queries."""
+    picture carry the state of their job. Two queries."""
     channels = range(layer.channels) if channels is None else channels
     artifacts = Artifact.objects.filter(
         layer=layer, neuron__index__gte=channels.start, neuron__index__lt=channels.stop
     )
-    found = _thumbnails(artifacts, "neuron__index", len(channels))
+    found = _thumbnails(artifacts, "neuron__index")
     if len(found) < len(channels):
         for (_, channel), state in job_states(layers=[layer]).items():
             if channel in channels:
@@ -484,12 +480,12 @@ def layer_thumbnails(*, layer: Layer, channels: range | None = None) -> dict[int
 def neuron_thumbnails(*, neurons: Iterable[Neuron]) -> dict[int, Thumbnail]:
     """Neuron id -> its thumbnail (see :class:`Thumbnail`), for those that have a picture.
 
-    Where claims, links and connection lists get their pictures; two queries at most.
+    Where claims, links and connection lists get their pictures; one query.
     """
     ids = {neuron.pk for neuron in neurons}
     if not ids:
         return {}
-    return _thumbnails(Artifact.objects.filter(neuron_id__in=ids), "neuron_id", len(ids))
+    return _thumbnails(Artifact.objects.filter(neuron_id__in=ids), "neuron_id")
 
 
 def neuron_thumbnail_urls(*, neurons: Iterable[Neuron]) -> dict[int, str]:

@@ -3,4 +3,6 @@
 from __future__ import annotations
 
 # Part of every artifact's identity: bump it when a change alters what render/ produces.
-CODE_VERSION = "1"
+# 2: CPU renders at a fixed thread count (render.featurevis.CPU_THREADS); dataset examples
+# store their top example's crop.
+CODE_VERSION = "2"

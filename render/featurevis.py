@@ -26,6 +26,11 @@ The render loop is ours, for speed and hygiene:
   or two. With PyTorch's own CPU kernels (``torch.backends.mkldnn.flags(enabled=False)``)
   a channel's image is bit for bit the same alone or in any batch. Renders are repeatable
   bit for bit on the CPU; on CUDA, up to its non-deterministic kernels.
+- Threads: oneDNN and torch's reductions split their sums by the thread count, and over
+  the steps the images part (measured: max 98/255 between 1 and 2 threads). So a CPU
+  render runs on :data:`CPU_THREADS` threads whatever torch is set to: the same on every
+  machine, the pixels depend on the CPU's vector width at most (AVX2 or AVX-512), which
+  :func:`made_on` records with each artifact. A CPU worker runs a process per core.
 - Folding BatchNorm is exact in real numbers; in floating point an activation moves by a
   few units in the last place, which, like the kernel choice above, can move a pixel value
   or two after many steps. The images still depend on ``(seed, channel)`` only.
@@ -100,6 +105,9 @@ _ANGLES = list(range(-10, 11)) + 5 * [0]
 # 41/38/47 ms, InceptionV1 mixed4a 69/63/72 ms; AlexNet conv4 alone gains at 4, 24/22/20.
 # Two threads: MobileNetV2 is 10% faster at four images than at two.
 CPU_IMAGES_PER_THREAD = 2
+# Threads of a CPU render, whatever torch is set to: pixels do not depend on the machine's
+# core count (see the module's notes); one process per core uses the others.
+CPU_THREADS = 1
 
 
 def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
@@ -438,6 +446,34 @@ def _render_device(model: nn.Module, device: str | torch.device) -> torch.device
     return device
 
 
+@contextmanager
+def _threads(device: torch.device, threads: int | None) -> Iterator[None]:
+    """Torch's thread count set to ``threads`` for the block, on the CPU."""
+    if device.type != "cpu" or threads is None or threads == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def made_on(device: str | torch.device, threads: int | None = CPU_THREADS) -> dict[str, object]:
+    """What besides the recipe can move a render's pixels: device, threads, the CPU's
+    vector instructions, torch. Stored with each artifact (not in its key: the site plans
+    keys without knowing which worker will render)."""
+    device = _resolve(device)
+    found: dict[str, object] = {"device": device.type, "torch": torch.__version__}
+    if device.type == "cpu":
+        found["threads"] = threads if threads is not None else torch.get_num_threads()
+        found["cpu"] = torch.backends.cpu.get_cpu_capability()
+    elif device.type == "cuda":
+        found["gpu"] = torch.cuda.get_device_name(device)
+    return found
+
+
 def render_channels(
     model: nn.Module,
     organism: Organism,
@@ -449,6 +485,7 @@ def render_channels(
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
     step_progress: Callable[[list[int], int], None] | None = None,
+    threads: int | None = CPU_THREADS,
 ) -> dict[int, list[np.ndarray]]:
     """Render a feature visualization of each channel of ``layer``.
 
@@ -469,6 +506,8 @@ def render_channels(
             (each chunk of :func:`cpu_batch_images` images on the CPU).
         step_progress: called with ``(the batch's channels, step)`` after each
             optimization step; what it raises stops the render (a cancelled job).
+        threads: torch threads of a CPU render (restored after); None: as torch is set,
+            at the price of pixels that depend on it.
 
     Returns:
         Each channel's images, ``size x size x 3`` uint8: one, or four for ``diversity``.
@@ -486,6 +525,7 @@ def render_channels(
     prepared = render_copy(model, keep=[decl.module], cpu=channels_last)
     modules = organism.modules(prepared, [decl.name])
     with ExitStack() as stack:
+        stack.enter_context(_threads(device, threads))
         stack.enter_context(_fast_cuda(device))
         outputs = stack.enter_context(capture(modules))
 

@@ -10,7 +10,7 @@ from jobs import params, storage, worker
 from jobs.kinds import Progress, RenderFailure
 from jobs.models import OBJECTIVE_BY_KIND, ArtifactKind, RenderJob, artifact_key
 from neurons.models import Neuron
-from render.featurevis import FeatureVisParams, render_channels, to_png
+from render.featurevis import FeatureVisParams, made_on, render_channels, to_png
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
@@ -52,6 +52,7 @@ def featurevis_run(*, job: RenderJob, progress: Progress) -> None:
         upsample=job.params.get("upsample", True),
     )
     neurons = {n.index: n for n in Neuron.objects.filter(layer=layer, index__in=todo)}
+    environment = made_on(device)
     batch = max(1, settings.MICROSCOPE_RENDER_BATCH // recipe.images_per_channel)
     for chunk in _chunks(todo, batch):
 
@@ -71,6 +72,7 @@ def featurevis_run(*, job: RenderJob, progress: Progress) -> None:
                 neuron=neuron,
                 identity=identities[channel],
                 images=[to_png(image) for image in images[channel]],
+                data={"made_on": environment},
                 job=job,
             )
         done += len(chunk)

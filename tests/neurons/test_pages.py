@@ -32,11 +32,13 @@ def test_a_model_page_lists_its_layers_with_channel_counts(
 
 
 def test_a_layer_page_links_every_neuron(client: Client, inceptionv1: Model) -> None:
-    response = client.get("/models/inceptionv1/mixed4c/")
-    assert response.status_code == 200
-    for index in (0, 447, 511):
+    # 256 tiles a page: mixed4c's 512 channels on two.
+    first, second = (client.get("/models/inceptionv1/mixed4c/", {"page": n}) for n in (1, 2))
+    assert first.status_code == second.status_code == 200
+    for index, response in ((0, first), (255, first), (256, second), (447, second), (511, second)):
         assert f'href="/models/inceptionv1/mixed4c/{index}/"'.encode() in response.content
-    assert b"/models/inceptionv1/mixed4c/512/" not in response.content
+    for response in (first, second):
+        assert b"/models/inceptionv1/mixed4c/512/" not in response.content
 
 
 def test_a_neuron_page_shows_its_reference_and_neighbours(

@@ -22,6 +22,7 @@ from render.featurevis import (
     _OneDnnPointwise,
     _similarity,
     cpu_batch_images,
+    made_on,
     random_transforms,
     render_channels,
     render_copy,
@@ -152,6 +153,26 @@ def test_an_image_depends_only_on_the_seed_and_its_channel(mobilenet: organisms.
     (gradient,) = torch.autograd.grad(losses[1], [together])
     assert gradient[1].abs().sum() > 0
     assert torch.count_nonzero(gradient[[0, 2]]) == 0
+
+
+def test_a_cpu_render_has_the_same_pixels_whatever_torch_s_thread_count(
+    mobilenet: organisms.Loaded,
+) -> None:
+    # The render sets its own thread count (CPU_THREADS) for its duration, and restores
+    # the caller's: the pixels, and the batch sizes, do not follow the machine.
+    model, organism = mobilenet.model, mobilenet.organism
+    renders = []
+    for threads in (2, 1, 3):
+        torch.set_num_threads(threads)
+        renders.append(render_channels(model, organism, LAYER, [4, 9], TINY, batch_size=2))
+        assert torch.get_num_threads() == threads
+    torch.set_num_threads(1)
+    for other in renders[1:]:
+        for channel in (4, 9):
+            assert np.array_equal(renders[0][channel][0], other[channel][0])
+    record = made_on("cpu")
+    assert record["device"] == "cpu" and record["threads"] == 1
+    assert record["cpu"] == torch.backends.cpu.get_cpu_capability() and record["torch"]
 
 
 def test_a_channels_image_is_the_same_alone_or_in_any_batch_up_to_rounding(

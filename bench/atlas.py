@@ -1,0 +1,131 @@
+"""The preview atlas of a model: how long it takes on this machine, and whether each
+preview image activates its channel more than the best photo of the corpus does.
+
+Usage, from the repository root:
+
+    .venv/bin/python -m bench.atlas                        # 4 channels a layer, sampled
+    .venv/bin/python -m bench.atlas --per-layer 0          # every channel (slow)
+    .venv/bin/python -m bench.atlas --steps 48 --lr 0.08   # another preview recipe
+
+For each significant layer it renders ``--per-layer`` channels (evenly spaced) with the
+preview tier's recipe (``jobs.params.PREVIEW``, or the overrides) as a worker does (one
+thread: ``render.featurevis.CPU_THREADS``), times them, and compares each image's channel
+objective (the channel's mean activation over the layer's positions, the image fed as
+rendered) with the best photo's: the highest mean activation of that channel over every
+photo of ``--corpus`` at the model's input size. It prints, per layer and over all, the
+fraction of previews that beat the best photo, seconds per channel, and the atlas time:
+sum over layers of (seconds per channel x channels), divided by ``--workers`` (processes
+on as many cores, as ``bin/run`` runs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import django
+import numpy as np
+import torch
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "microscope.settings")
+django.setup()
+
+from jobs.params import PREVIEW  # noqa: E402
+from render import organisms  # noqa: E402
+from render.examples import list_images, load_image  # noqa: E402
+from render.featurevis import FeatureVisParams, render_channels  # noqa: E402
+from render.hooks import capture  # noqa: E402
+
+__all__ = ["main"]
+
+
+def _channel_means(
+    loaded: organisms.Loaded, images: torch.Tensor, layers: list[str]
+) -> dict[str, torch.Tensor]:
+    """Each layer's channel means over positions: [images, channels]."""
+    organism = loaded.organism
+    with torch.no_grad(), capture(organism.modules(loaded.model, layers)) as outputs:
+        loaded.model(organism.preprocess(images))
+        return {name: outputs[name].float().mean(dim=(2, 3)) for name in layers}
+
+
+def best_photos(loaded: organisms.Loaded, corpus: Path, batch: int = 32) -> dict[str, np.ndarray]:
+    """Per layer, each channel's highest mean activation over the corpus's photos."""
+    names = list_images(corpus)
+    layers = [decl.name for decl in loaded.organism.layers]
+    best: dict[str, torch.Tensor] = {}
+    for start in range(0, len(names), batch):
+        images = torch.stack(
+            [
+                load_image(corpus / n, loaded.organism.input_size)
+                for n in names[start : start + batch]
+            ]
+        )
+        for name, means in _channel_means(loaded, images, layers).items():
+            top = means.max(dim=0).values
+            best[name] = top if name not in best else torch.maximum(best[name], top)
+    return {name: values.numpy() for name, values in best.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="mobilenet_v2")
+    parser.add_argument("--corpus", type=Path, default=Path("demo/photos"))
+    parser.add_argument("--per-layer", type=int, default=4, help="0: every channel")
+    parser.add_argument("--workers", type=int, default=2, help="processes sharing the atlas")
+    parser.add_argument("--steps", type=int, default=PREVIEW["steps"])
+    parser.add_argument("--size", type=int, default=PREVIEW["size"])
+    parser.add_argument("--lr", type=float, default=PREVIEW["lr"])
+    parser.add_argument("--weights-dir", type=Path, default=Path("var/weights"))
+    args = parser.parse_args(argv)
+
+    organism = organisms.get(args.model)
+    path = organisms.find_weights(organism, args.weights_dir)
+    if path is None:
+        raise SystemExit(f"{args.model}: weights not found; see README (add_model)")
+    loaded = organisms.load(organism, path)
+    recipe = FeatureVisParams(
+        objective="channel", steps=args.steps, size=args.size, lr=args.lr, upsample=False
+    )
+    started = time.perf_counter()
+    best = best_photos(loaded, args.corpus)
+    print(
+        f"{args.model}: best photo of {len(list_images(args.corpus))} in {args.corpus} per "
+        f"channel ({time.perf_counter() - started:.1f} s); preview: {recipe.steps} steps, "
+        f"{recipe.size} px, lr {recipe.lr}, not upsampled"
+    )
+    render_channels(loaded.model, organism, organism.layers[0].name, [0], replace(recipe, steps=2))
+    beat = total = 0
+    atlas_seconds = 0.0
+    print(f"{'layer':<14}{'channels':>9}{'sampled':>8}{'s/channel':>10}{'beat best photo':>17}")
+    for decl in organism.layers:
+        channels_in_layer = len(best[decl.name])
+        count = channels_in_layer if args.per_layer <= 0 else min(args.per_layer, channels_in_layer)
+        channels = sorted({int(c) for c in np.linspace(0, channels_in_layer - 1, count)})
+        began = time.perf_counter()
+        images = render_channels(loaded.model, organism, decl.name, channels, recipe)
+        per_channel = (time.perf_counter() - began) / len(channels)
+        rendered = torch.stack(
+            [torch.from_numpy(images[c][0]).permute(2, 0, 1).float() / 255 for c in channels]
+        )
+        means = _channel_means(loaded, rendered, [decl.name])[decl.name].numpy()
+        wins = sum(bool(means[i, c] > best[decl.name][c]) for i, c in enumerate(channels))
+        beat, total = beat + wins, total + len(channels)
+        atlas_seconds += per_channel * channels_in_layer
+        print(
+            f"{decl.name:<14}{channels_in_layer:>9}{len(channels):>8}{per_channel:>10.2f}"
+            f"{wins:>11}/{len(channels)}"
+        )
+    print(
+        f"previews that beat the best photo: {beat}/{total} ({100 * beat / total:.0f}%); "
+        f"preview atlas of all {sum(len(v) for v in best.values())} channels: "
+        f"{atlas_seconds / 60:.1f} min on 1 thread, {atlas_seconds / 60 / args.workers:.1f} min "
+        f"over {args.workers} workers (target 20 min; this machine's load counts)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,10 @@ photo of ``--corpus`` at the model's input size. It prints, per layer and over a
 fraction of previews that beat the best photo, seconds per channel, and the atlas time:
 sum over layers of (seconds per channel x channels), divided by ``--workers`` (processes
 on as many cores, as ``bin/run`` runs them).
+
+``--live`` measures the real atlas instead: beside a running ``bin/run`` (same database),
+it follows the model's coverage until every channel has dataset examples and a preview,
+and prints the minutes since the atlas's first job was queued.
 """
 
 from __future__ import annotations
@@ -70,6 +74,29 @@ def best_photos(loaded: organisms.Loaded, corpus: Path, batch: int = 32) -> dict
     return {name: values.numpy() for name, values in best.items()}
 
 
+def live(slug: str, poll: float = 10.0) -> None:
+    """Follow a running atlas's coverage until it is complete."""
+    from django.utils import timezone
+
+    from jobs.atlas import coverage
+    from jobs.models import RenderJob
+    from neurons.models import Model
+
+    model = Model.objects.get(slug=slug)
+    first = None
+    while True:
+        first = first or RenderJob.objects.filter(model=model).order_by("created").first()
+        rows = coverage(model=model)
+        channels = sum(row.channels for row in rows)
+        examples, preview = sum(r.examples for r in rows), sum(r.preview for r in rows)
+        since = (timezone.now() - first.created).total_seconds() / 60 if first else 0.0
+        print(f"{since:6.1f} min: examples {examples}/{channels}, preview {preview}/{channels}")
+        if first and examples == preview == channels:
+            print(f"preview atlas of {slug} complete {since:.1f} min after its first job")
+            return
+        time.sleep(poll)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="mobilenet_v2")
@@ -79,8 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=PREVIEW["steps"])
     parser.add_argument("--size", type=int, default=PREVIEW["size"])
     parser.add_argument("--lr", type=float, default=PREVIEW["lr"])
+    parser.add_argument("--live", action="store_true", help="follow a running bin/run's atlas")
+    parser.add_argument("--layers", default="", help="comma-separated; all by default")
     parser.add_argument("--weights-dir", type=Path, default=Path("var/weights"))
     args = parser.parse_args(argv)
+    if args.live:
+        live(args.model)
+        return
 
     organism = organisms.get(args.model)
     path = organisms.find_weights(organism, args.weights_dir)
@@ -101,7 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     beat = total = 0
     atlas_seconds = 0.0
     print(f"{'layer':<14}{'channels':>9}{'sampled':>8}{'s/channel':>10}{'beat best photo':>17}")
+    chosen = {organism.layer(name).name for name in args.layers.split(",") if name}
     for decl in organism.layers:
+        if chosen and decl.name not in chosen:
+            continue
         channels_in_layer = len(best[decl.name])
         count = channels_in_layer if args.per_layer <= 0 else min(args.per_layer, channels_in_layer)
         channels = sorted({int(c) for c in np.linspace(0, channels_in_layer - 1, count)})

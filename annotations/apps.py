@@ -23,8 +23,11 @@ class AnnotationsConfig(AppConfig):
     verbose_name = "Claims and reviews"
 
     def ready(self) -> None:
+        from annotations.selectors import neuron_labels
         from jobs import kinds
+        from neurons import labels
 
+        labels.register(neuron_labels)
         kinds.register(
             kinds.JobKind(
                 EVIDENCE_KIND,

@@ -3,7 +3,8 @@
 Markdown becomes HTML (python-markdown), then everything not on a short allowlist is removed
 (nh3): no script, no event attributes, no raw HTML that runs, links only to http(s) and
 mailto. Neuron references in the text (``4b:373``, ``inceptionv1/mixed4b:373``) become links
-to their canonical page, with a thumbnail of their feature visualization where one exists.
+to their canonical page, with their thumbnail where one exists (the feature visualization,
+else the top dataset example's crop).
 """
 
 from __future__ import annotations

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet, Value
+from django.db.models import Case, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404
+from django.urls import reverse
 
-from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Evidence, Review
+from annotations.models import (
+    Claim,
+    ClaimRevision,
+    ClaimTerm,
+    Comment,
+    Evidence,
+    Kind,
+    Review,
+    Status,
+)
+from neurons.labels import Label
 from neurons.models import Neuron
 
 User = AbstractBaseUser | AnonymousUser | None
@@ -187,3 +199,58 @@ def evidence_latest(*, revision: ClaimRevision | int | None) -> Evidence | None:
         return None
     revision_id = revision if isinstance(revision, int) else revision.pk
     return Evidence.objects.select_related("job").filter(revision_id=revision_id).first()
+
+
+LABEL_STATUSES = (Status.SUPPORTED, Status.PROPOSED)
+
+
+def neuron_labels(neurons: Iterable[Neuron]) -> dict[int, Label]:
+    """Neuron id -> its current label: its supported feature claim with the most supports,
+    else its newest proposed one (a proposed claim has no supports); one query.
+    Hidden, retracted and disputed claims label nothing. The catalog's labeller
+    (``neurons.labels``)."""
+    ids = {neuron.pk for neuron in neurons}
+    if not ids:
+        return {}
+    rows = (
+        Claim.objects.filter(
+            target_id__in=ids,
+            kind=Kind.FEATURE,
+            hidden=False,
+            status__in=LABEL_STATUSES,
+            current_revision__isnull=False,
+        )
+        # Supported first, the most supported first, then the newest.
+        .order_by(
+            Case(When(status=Status.SUPPORTED, then=0), default=1),
+            "-support_count",
+            "-created",
+            "-id",
+        )
+        .values_list("target_id", "current_revision__label", "status", "id")
+    )
+    labels: dict[int, Label] = {}
+    for target, text, status, pk in rows:
+        labels.setdefault(target, Label(text, status, reverse("annotations:claim", args=[pk])))
+    return labels
+
+
+@dataclass
+class SearchHit:
+    """A neuron that claims matching a search are about, with those claims."""
+
+    neuron: Neuron
+    claims: list[Claim]
+
+
+SEARCH_LIMIT = 200  # claims read for one search; hits are grouped from these
+
+
+def neuron_search(*, text: str, viewer: User = None) -> list[SearchHit]:
+    """Neurons whose claims' labels or arguments have the words, the best match first,
+    each with its matching claims; claims a viewer may not see are left out."""
+    hits: dict[int, SearchHit] = {}
+    for claim in claim_list(viewer=viewer, search=text)[:SEARCH_LIMIT]:
+        hit = hits.setdefault(claim.target_id, SearchHit(claim.target, []))
+        hit.claims.append(claim)
+    return list(hits.values())

@@ -3,10 +3,13 @@ from __future__ import annotations
 from django.urls import path
 
 from annotations import views
+from annotations.feeds import ModelClaimsFeed
 
 app_name = "annotations"
 
 urlpatterns = [
+    path("search/", views.search, name="search"),
+    path("models/<slug:model>/claims.atom", ModelClaimsFeed(), name="model_feed"),
     path("claims/", views.claim_list, name="claim_list"),
     path("claims/new/", views.claim_create, name="claim_create"),
     path("claims/preview/", views.expression_preview, name="expression_preview"),

@@ -31,7 +31,7 @@ from annotations.rendering import markdown_render_many
 from annotations.services import ClaimError
 from jobs.selectors import Thumbnail, neuron_thumbnails
 from neurons.models import Model, Neuron
-from neurons.references import BadReference, resolve
+from neurons.references import REF_RE, BadReference, resolve, resolve_anywhere
 
 PAGE_SIZE = 50
 
@@ -399,3 +399,44 @@ def expression_preview(request: HttpRequest) -> JsonResponse:
             ],
         }
     )
+
+
+SEARCH_MAX = 200  # characters of a search
+
+
+def _named(text: str, model: str | None) -> tuple[list[Neuron], str]:
+    """The neurons a reference names, or why none: in the page's model first, then, for a
+    reference without a model that it lacks (``mixed4c:447`` on a MobileNet page), any."""
+    try:
+        return resolve_anywhere(text, model=model), ""
+    except BadReference as exc:
+        if not model or "/" in text:
+            return [], str(exc)
+        try:
+            return resolve_anywhere(text), ""
+        except BadReference:
+            return [], str(exc)
+
+
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """The header's box. A neuron reference in any form goes to the neuron (``f10:3`` on a
+    page of a model is that model's; without one, each model where it names a neuron);
+    anything else searches claims' labels and arguments, results grouped by neuron."""
+    text = request.GET.get("q", "").strip()[:SEARCH_MAX]
+    model = request.GET.get("model", "").strip()[:100] or None
+    candidates, error = _named(text, model) if REF_RE.fullmatch(text) else ([], "")
+    if len(candidates) == 1:
+        return redirect(candidates[0])
+    hits = []
+    if text and not candidates:
+        found = selectors.neuron_search(text=text, viewer=request.user)
+        neurons = [hit.neuron for hit in found]
+        thumbnails = neuron_thumbnails(neurons=neurons)
+        labels = selectors.neuron_labels(neurons)
+        hits = [
+            (hit, thumbnails.get(hit.neuron.pk, Thumbnail()), labels.get(hit.neuron.pk))
+            for hit in found
+        ]
+    context = {"q": text, "error": error, "candidates": candidates, "hits": hits}
+    return render(request, "annotations/search.html", context)

@@ -17,8 +17,16 @@ from rest_framework.reverse import reverse
 from api.jobs import RenderJobSerializer
 from jobs.atlas import coverage
 from jobs.models import Artifact
-from jobs.selectors import Connections, Example, NeuronVisuals, neuron_visuals, neuron_weights
+from jobs.selectors import (
+    Connections,
+    Example,
+    NeuronVisuals,
+    neuron_thumbnails,
+    neuron_visuals,
+    neuron_weights,
+)
 from neurons import selectors
+from neurons.labels import Label, labels_of
 from neurons.models import Layer, Model, Neuron
 
 
@@ -178,6 +186,14 @@ class HistogramSerializer(serializers.Serializer):
 
 
 class ImagesSerializer(serializers.Serializer):
+    thumbnail = serializers.CharField(
+        allow_null=True,
+        help_text="its picture on grids and lists: the feature visualization, else the top "
+        "dataset example's receptive-field crop; null: not rendered yet",
+    )
+    thumbnail_kind = serializers.ChoiceField(
+        choices=["featurevis", "example"], allow_null=True, help_text="which of the two"
+    )
     featurevis = serializers.CharField(allow_null=True, help_text="the channel's visualization")
     featurevis_tier = serializers.CharField(
         allow_null=True, help_text="its quality tier: preview, full or custom (the best there is)"
@@ -190,8 +206,15 @@ class ImagesSerializer(serializers.Serializer):
     histogram = HistogramSerializer(allow_null=True, help_text="of the activations over the corpus")
 
 
+class LabelSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    status = serializers.CharField(help_text="of its claim: supported or proposed")
+    url = serializers.CharField(help_text="its claim's page")
+
+
 class LinkSerializer(serializers.Serializer):
     ref = serializers.CharField(help_text="the neuron at the other end, e.g. f11:44")
+    label = LabelSerializer(allow_null=True, help_text="its current label")
     api_url = serializers.CharField(allow_null=True)
     channel = serializers.IntegerField()
     rank = serializers.IntegerField(help_text="1 = strongest")
@@ -214,6 +237,10 @@ class StrongestSerializer(serializers.Serializer):
 
 
 class NeuronDetailSerializer(NeuronSerializer):
+    label = serializers.SerializerMethodField(
+        help_text="its current label: its best-supported feature claim, else its newest "
+        "proposed one; null: none"
+    )
     images = serializers.SerializerMethodField()
     connections = serializers.SerializerMethodField(
         help_text="strongest inputs and outputs by expanded weights, as the page shows them"
@@ -230,6 +257,7 @@ class NeuronDetailSerializer(NeuronSerializer):
     class Meta(NeuronSerializer.Meta):
         fields = [
             *NeuronSerializer.Meta.fields,
+            "label",
             "images",
             "connections",
             "missing",
@@ -251,11 +279,25 @@ class NeuronDetailSerializer(NeuronSerializer):
             for e in examples
         ]
 
+    def _label(self, label: Label | None) -> dict[str, str] | None:
+        if label is None:
+            return None
+        return {"text": label.text, "status": label.status, "url": self._absolute(label.url)}
+
+    @extend_schema_field(LabelSerializer(allow_null=True))
+    def get_label(self, neuron: Neuron) -> dict[str, str] | None:
+        return self._label(labels_of([neuron]).get(neuron.pk))
+
     @extend_schema_field(ImagesSerializer)
     def get_images(self, neuron: Neuron) -> dict[str, object]:
         visuals: NeuronVisuals = neuron.visuals
         histogram = visuals.examples.data.get("histogram") if visuals.examples else None
+        thumbnail = neuron_thumbnails(neurons=[neuron]).get(neuron.pk)
         return {
+            "thumbnail": self._absolute(thumbnail.url) if thumbnail else None,
+            "thumbnail_kind": (
+                None if not thumbnail else "example" if thumbnail.example else "featurevis"
+            ),
             "featurevis": self._first(visuals.featurevis),
             "featurevis_tier": visuals.featurevis_tier or None,
             "featurevis_neuron": self._first(visuals.neuron),
@@ -282,6 +324,7 @@ class NeuronDetailSerializer(NeuronSerializer):
                 "links": [
                     {
                         "ref": link.ref,
+                        "label": self._label(link.label),
                         "api_url": (
                             self._absolute(_neuron_api_path(link.neuron)) if link.neuron else None
                         ),

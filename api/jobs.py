@@ -17,6 +17,7 @@ from jobs import kinds, selectors
 from jobs.lifecycle import render_job_cancel
 from jobs.models import RenderJob
 from jobs.planning import RenderPlan, render_request_neuron
+from jobs.views import CANCEL_REFUSED
 from neurons.models import Neuron
 from neurons.references import BadReference, find_model, resolve
 
@@ -175,7 +176,7 @@ class RenderJobCancelApi(generics.GenericAPIView):
         job = selectors.render_job_get(job_id=job_id)
         if job.is_active:
             if not job.cancellable_by(request.user):
-                raise PermissionDenied("only who asked for a job, or staff, may cancel it")
+                raise PermissionDenied(CANCEL_REFUSED)
             render_job_cancel(job_id=job.pk, by=request.user.get_username())
             job = selectors.render_job_get(job_id=job_id)
         return Response(RenderJobSerializer(job, context={"request": request}).data)

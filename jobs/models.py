@@ -59,8 +59,9 @@ class Artifact(models.Model):
     params = models.JSONField(default=dict)
     key = models.CharField(max_length=64, unique=True)
     # Names in media storage (default_storage): one PNG, or four for diversity; for
-    # examples and weights, none (examples' images are listed in data; weights' heat maps
-    # are small data: URIs in data).
+    # examples, the top example's crop (the neuron's thumbnail until it has a feature
+    # visualization; the images are listed in data); for weights, none (their heat maps are
+    # small data: URIs in data).
     files = models.JSONField(default=list, blank=True)
     # Examples: top and bottom lists (image, value, pos, box, file) and the histogram.
     # Weights: direction, the other layer, and the connections (see jobs.services).
@@ -189,8 +190,11 @@ class RenderJob(models.Model):
         return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
     def cancellable_by(self, user: Any) -> bool:
-        """Its requester may cancel an active job, and staff any."""
+        """Its requester may cancel an active job, and staff any, of a kind people ask for
+        (an app's own jobs, claims' evidence, end as that app says)."""
         if not self.is_active or user is None or not user.is_authenticated:
+            return False
+        if self.kind not in kinds.names(requestable=True):
             return False
         return bool(user.is_staff or (self.requested_by_id and self.requested_by_id == user.pk))
 

@@ -17,6 +17,7 @@ from django.http import Http404
 import render
 from jobs.models import OBJECTIVE_BY_KIND, Artifact, ArtifactKind, RenderJob
 from jobs.params import INPUTS, OUTPUTS, tier_of
+from neurons.labels import Label, labels_of
 from neurons.models import Layer, Neuron
 from neurons.selectors import layer_above, layer_below
 from render import catalog
@@ -245,16 +246,14 @@ def neuron_visuals(*, neuron: Neuron, objective: str = "") -> NeuronVisuals:
     if weights_missing(neuron=neuron):
         visuals.missing.append(ArtifactKind.WEIGHTS.label)
     visuals.jobs = list(jobs_covering(neuron=neuron)[:RECENT_JOBS])
-    visuals.tabs = _tabs(visuals, slots, neuron, objective)
+    visuals.tabs = _tabs(visuals, slots, objective)
     model = neuron.layer.model
     if not model.has_weights:
         visuals.cannot_render = catalog.missing_message(catalog.get(model.slug))
     return visuals
 
 
-def _tabs(
-    visuals: NeuronVisuals, slots: dict[str, str], neuron: Neuron, objective: str
-) -> list[Tab]:
+def _tabs(visuals: NeuronVisuals, slots: dict[str, str], objective: str) -> list[Tab]:
     states: dict[str, str] = {}
     for job in visuals.jobs:  # the newest first
         states.setdefault(job.kind, job.status)
@@ -288,6 +287,7 @@ class Link:
     heatmap: str  # data: URI
     kernel_size: tuple[int, int]
     skip: bool = False  # the namesake, joined by an identity skip
+    label: Label | None = None  # the other neuron's current label
 
     @property
     def excitatory(self) -> bool:
@@ -362,6 +362,7 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
             found.layer = next(x for x in layers if x.pk == found.layer_id)
             neurons[(found.layer_id, found.index)] = found
     thumbnails = neuron_thumbnails(neurons=neurons.values())
+    labels = labels_of(neurons.values())
     unpictured = {layer_id for (layer_id, _), n in neurons.items() if n.pk not in thumbnails}
     waiting = job_states(layers=[layers_by_pk[layer_id] for layer_id in unpictured])
     for side in (result.inputs, result.outputs):
@@ -384,6 +385,7 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
                     heatmap=entry["heatmap"],
                     kernel_size=tuple(artifact.data["kernel_size"]),
                     skip=bool(entry.get("skip")),
+                    label=labels.get(other.pk) if other is not None else None,
                 )
             )
     return result
@@ -413,25 +415,33 @@ class Thumbnail:
 
 def _thumbnails(artifacts: QuerySet[Artifact], key: str) -> dict[Any, Thumbnail]:
     """``key`` value -> the best picture among ``artifacts``: the best feature visualization
-    (current weights and code, then full before preview, then the newest), else the newest
-    top example's crop (the whole image, for examples swept before crops were stored).
-    One query."""
+    (current weights and code, then full before preview, then the newest; none that stayed
+    flat grey), else the newest top example's crop (the whole image, for examples swept
+    before crops were stored). One query."""
     best: dict[Any, tuple[tuple[bool, int], str]] = {}
     examples: dict[Any, str] = {}
     rows = (
         artifacts.filter(kind__in=PICTURE_KINDS)
         .order_by("-created", "-pk")
         .values_list(
-            key, "kind", "files", "params", "layer__model__weights_sha256", "data__top__0__file"
+            key,
+            "kind",
+            "files",
+            "params",
+            "layer__model__weights_sha256",
+            "data__top__0__file",
+            "data__flat",
         )
     )
-    for value, kind, files, identity, sha, whole in rows:
+    for value, kind, files, identity, sha, whole, flat in rows:
         if kind == ArtifactKind.EXAMPLES:
             name = files[0] if files else whole
             if name:
                 examples.setdefault(value, name)
             continue
         rank = _tier_rank(identity, sha)
+        if flat:  # never left its grey start: no picture of the neuron
+            continue
         if files and (value not in best or rank > best[value][0]):
             best[value] = (rank, files[0])
     found = {value: Thumbnail(default_storage.url(name)) for value, (_, name) in best.items()}

@@ -58,13 +58,19 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/job_list.html", {"jobs": jobs})
 
 
+CANCEL_REFUSED = (
+    "only who asked for a job, or staff, may cancel it, and only jobs people ask for "
+    "(claims' evidence is not)"
+)
+
+
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     """Cancel a queued or running job (its requester, or staff); back to where the button was."""
     job = selectors.render_job_get(job_id=job_id)
     if not job.cancellable_by(request.user) and job.is_active:
-        raise PermissionDenied("only who asked for a job, or staff, may cancel it")
+        raise PermissionDenied(CANCEL_REFUSED)
     if render_job_cancel(job_id=job.pk, by=request.user.get_username()):
         messages.info(request, f"Job {job.pk} cancelled; what it rendered is kept.")
     else:

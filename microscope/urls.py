@@ -3,12 +3,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from microscope import views
+
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="neurons:model_list"), name="home"),
+    path("", views.home, name="home"),
     path("", include("neurons.urls")),
     path("", include("jobs.urls")),
     path("", include("annotations.urls")),

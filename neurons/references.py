@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from neurons.models import Layer, Model, Neuron
 
-__all__ = ["BadReference", "NeuronRef", "find_layer", "parse", "resolve"]
+__all__ = ["BadReference", "NeuronRef", "find_layer", "parse", "resolve", "resolve_anywhere"]
 
 REF_PATTERN = r"(?:(?P<model>[a-z0-9][a-z0-9_-]*)/)?(?P<layer>[A-Za-z0-9_.]+):(?P<index>\d+)"
 REF_RE = re.compile(REF_PATTERN)
@@ -90,3 +90,22 @@ def resolve(text: str | NeuronRef, *, model: Model | str | None = None) -> Neuro
     if neuron is None:  # the layer is registered but its neurons are not (yet)
         raise BadReference(f"{found_model.slug}/{layer.name}:{ref.index} is not in the catalog")
     return neuron
+
+
+def resolve_anywhere(text: str, *, model: Model | str | None = None) -> list[Neuron]:
+    """The neurons a reference may name: with a model (in the text, or ``model``), that
+    one; without, one per model where it resolves (``mixed4c:447`` names InceptionV1's,
+    ``f10:3`` MobileNetV2's and EfficientNet-Lite0's). Raises BadReference on a text that
+    is not a reference, or one that names a neuron nowhere (with the reason)."""
+    ref = parse(text)
+    if ref.model is not None or model:
+        return [resolve(ref, model=model)]
+    found, reasons = [], []
+    for candidate in Model.objects.order_by("slug"):
+        try:
+            found.append(resolve(ref, model=candidate))
+        except BadReference as exc:
+            reasons.append(str(exc))
+    if not found:
+        raise BadReference(f"{ref} names no neuron of any model ({'; '.join(reasons)})")
+    return found

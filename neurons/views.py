@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 
 from neurons import selectors
+from neurons.labels import labels_of
 from neurons.references import BadReference, resolve
 
 TILES_PER_PAGE = 256
@@ -40,6 +41,7 @@ def neuron_detail(request: HttpRequest, model: str, layer: str, index: int) -> H
         "model": found_layer.model,
         "layer": found_layer,
         "neuron": neuron,
+        "label": labels_of([neuron]).get(neuron.pk),
         "previous": index - 1 if index > 0 else None,
         "next": index + 1 if index + 1 < found_layer.channels else None,
     }

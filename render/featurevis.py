@@ -462,8 +462,8 @@ def _threads(device: torch.device, threads: int | None) -> Iterator[None]:
 
 def made_on(device: str | torch.device, threads: int | None = CPU_THREADS) -> dict[str, object]:
     """What besides the recipe can move a render's pixels: device, threads, the CPU's
-    vector instructions, torch. Stored with each artifact (not in its key: the site plans
-    keys without knowing which worker will render)."""
+    vector instructions, torch. Stored with each feature visualization (not in its key: the
+    site plans keys without knowing which worker will render)."""
     device = _resolve(device)
     found: dict[str, object] = {"device": device.type, "torch": torch.__version__}
     if device.type == "cpu":

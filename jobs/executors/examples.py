@@ -106,7 +106,8 @@ def _channel_data(
 def _top_crop(data: dict[str, Any], result: SweepResult, layer: Layer, channel: int,
               files: _ImageFiles) -> list[str]:  # fmt: skip
     """The top example's crop, as the artifact's one file: the neuron's thumbnail until it
-    has a feature visualization. None for a channel silent on every image."""
+    has a feature visualization. None (an empty list) for a channel silent on every
+    image: pages then show its top image whole."""
     top = data["top"]
     if not top or top[0]["value"] <= 0:
         return []

@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.urls import reverse
 
 from jobs import selectors
 from jobs.atlas import coverage
+from neurons.labels import labels_of
 from neurons.models import Layer, Model, Neuron
 
 register = template.Library()
@@ -48,13 +50,36 @@ def layer_grid(layer: Layer, channels: range | None = None) -> dict[str, Any]:
     """``{% layer_grid layer channels %}``: the channels' tiles (all of them by default)."""
     channels = range(layer.channels) if channels is None else channels
     thumbnails = selectors.layer_thumbnails(layer=layer, channels=channels)
+    neurons = list(
+        Neuron.objects.filter(layer=layer, index__gte=channels.start, index__lt=channels.stop)
+    )
+    by_id = labels_of(neurons)
+    labels = {neuron.index: by_id[neuron.pk] for neuron in neurons if neuron.pk in by_id}
     return {
         "layer": layer,
         "model": layer.model,
-        "cells": [(index, thumbnails.get(index, selectors.Thumbnail())) for index in channels],
+        "cells": [
+            (index, thumbnails.get(index, selectors.Thumbnail()), labels.get(index))
+            for index in channels
+        ],
     }
 
 
 @register.inclusion_tag("jobs/_model_coverage.html")
 def model_coverage(model: Model) -> dict[str, Any]:
     return {"model": model, "rows": coverage(model=model)}
+
+
+@register.inclusion_tag("jobs/_citation.html", takes_context=True)
+def neuron_citation(context: template.Context, neuron: Neuron) -> dict[str, Any]:
+    """``{% neuron_citation neuron %}``: its canonical link, short reference and picture,
+    ready to paste into a paper, a notebook or a page."""
+    request = context.get("request")
+    absolute = request.build_absolute_uri if request is not None else str
+    thumbnail = selectors.neuron_thumbnails(neurons=[neuron]).get(neuron.pk)
+    return {
+        "neuron": neuron,
+        "url": absolute(neuron.get_absolute_url()),
+        "short": absolute(reverse("neurons:short_link", args=[neuron.ref])),
+        "image": absolute(thumbnail.url) if thumbnail else "",
+    }

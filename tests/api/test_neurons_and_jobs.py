@@ -38,6 +38,8 @@ def test_a_neuron_without_renders_says_what_is_missing(api: APIClient, neuron: N
     body = api.get(URL).json()
     assert body["ref"] == REF
     assert body["images"] == {
+        "thumbnail": None,
+        "thumbnail_kind": None,
         "featurevis": None,
         "featurevis_tier": None,
         "featurevis_neuron": None,
@@ -72,9 +74,10 @@ def test_a_neuron_lists_its_images_as_absolute_urls(
         "histogram": {"edges": [-1.0, 0.0, 1.0], "counts": [2, 7]},
     }
     stored(neuron, ArtifactKind.EXAMPLES, images=0, data=data)
-    with django_assert_max_num_queries(12):  # images 8, connections 4, whatever the sizes
+    with django_assert_max_num_queries(13):  # images 9, connections 4, whatever the sizes
         images = api.get(URL).json()["images"]
     assert images["featurevis"] == f"http://testserver{featurevis.urls[0]}"
+    assert images["thumbnail"] == images["featurevis"] and images["thumbnail_kind"] == "featurevis"
     assert len(images["featurevis_diversity"]) == 4
     assert images["top_examples"] == [
         {
@@ -86,6 +89,19 @@ def test_a_neuron_lists_its_images_as_absolute_urls(
     ]
     assert images["bottom_examples"][0]["value"] == -1.0
     assert images["histogram"] == {"edges": [-1.0, 0.0, 1.0], "counts": [2, 7]}
+
+
+def test_a_neuron_without_a_feature_visualization_has_its_top_examples_crop_as_thumbnail(
+    api: APIClient, neuron: Neuron
+) -> None:
+    crop = storage.example_image_save(name="examples/ab/ab-224-0-0-56-56.jpg", content=png())
+    entry = {"image": "0001.jpg", "value": 2.5, "pos": [3, 4], "box": [0, 0, 56, 56]}
+    data = {"input_size": 224, "top": [{**entry, "file": "examples/ab/ab-224.jpg"}], "bottom": []}
+    examples = stored(neuron, ArtifactKind.EXAMPLES, images=0, data=data)
+    Artifact.objects.filter(pk=examples.pk).update(files=[crop])
+    images = api.get(URL).json()["images"]
+    assert images["thumbnail"] == f"http://testserver/media/{crop}"
+    assert images["thumbnail_kind"] == "example" and images["featurevis"] is None
 
 
 def test_a_render_is_requested_with_a_token_and_polled_by_anyone(

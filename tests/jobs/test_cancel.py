@@ -138,3 +138,20 @@ def test_the_jobs_page_shows_who_asked_and_a_cancel_button_to_them_only(
     assert "cancelled by alice" in html and f"/jobs/{job.pk}/cancel/" not in html
     status = page.get(f"/jobs/{job.pk}/status/").json()
     assert status["status"] == "cancelled" and "duration" in status and "note" in status
+
+
+def test_claims_evidence_jobs_are_not_cancelled_by_hand(
+    layer: Layer, staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    # Their claim's evidence row would wait for them for ever: they end as the claim says.
+    job = planning.render_job_create(
+        model=layer.model, layer=layer, kind="evidence", params={"evidence": 1},
+        channels=range(1), enqueue=False,
+    )  # fmt: skip
+    refused = client_for(staff).post(f"/api/v1/render-jobs/{job.pk}/cancel/")
+    assert refused.status_code == 403 and "evidence" in refused.json()["error"]["message"]
+    page = Client()
+    page.force_login(staff)
+    assert page.post(f"/jobs/{job.pk}/cancel/").status_code == 403
+    job.refresh_from_db()
+    assert job.status == RenderJob.Status.QUEUED

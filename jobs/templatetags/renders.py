@@ -11,6 +11,7 @@ from typing import Any
 
 from django import template
 from django.urls import reverse
+from django.utils.html import format_html
 
 from jobs import selectors
 from jobs.atlas import coverage
@@ -77,9 +78,17 @@ def neuron_citation(context: template.Context, neuron: Neuron) -> dict[str, Any]
     request = context.get("request")
     absolute = request.build_absolute_uri if request is not None else str
     thumbnail = selectors.neuron_thumbnails(neurons=[neuron]).get(neuron.pk)
+    url = absolute(neuron.get_absolute_url())
+    image = absolute(thumbnail.url) if thumbnail else ""
+    layer = neuron.layer
+    picture = format_html('<img src="{}" alt="{}" width="128">', image, neuron.ref)
     return {
         "neuron": neuron,
-        "url": absolute(neuron.get_absolute_url()),
+        "url": url,
         "short": absolute(reverse("neurons:short_link", args=[neuron.ref])),
-        "image": absolute(thumbnail.url) if thumbnail else "",
+        "citation": f"{neuron.ref} ({layer.model.title}, {layer.name} channel {neuron.index}), "
+        f"Microscope: {url}",
+        "markdown": f"[![{neuron.ref}]({image})]({url})" if image else f"[{neuron.ref}]({url})",
+        # Shown as text (force_escape in the template), pasted as HTML.
+        "html": format_html('<a href="{}">{}</a>', url, picture if image else neuron.ref),
     }

@@ -45,7 +45,7 @@ def test_a_reference_that_names_no_neuron_says_why_on_a_page_not_a_404(
     for query, reason in (
         ({"q": "f10:999", "model": "mobilenet_v2"}, "index 999 is out of range"),
         ({"q": "f99:3", "model": "mobilenet_v2"}, "unknown layer &#x27;f99&#x27; in mobilenet_v2"),
-        ({"q": "f10:3", "model": "nomodel"}, "unknown model &#x27;nomodel&#x27;"),
+        ({"q": "nomodel/f10:3"}, "unknown model &#x27;nomodel&#x27;"),
         ({"q": "zz9:1"}, "zz9:1 names no neuron of any model"),
     ):
         response = client.get("/search/", query)

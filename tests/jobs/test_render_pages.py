@@ -212,6 +212,16 @@ def test_a_layer_grid_shows_the_best_picture_of_each_channel_and_never_a_bare_ti
     # Without a picture, each says so, with the state of the job that would make one.
     assert content.count('<span class="blank">not rendered yet<em>queued</em></span>') == 38
     assert content.count('<span class="blank">not rendered yet</span>') == layer.channels - 40
+    # A render that never left its grey start is no picture: the example is shown instead.
+    flat = storage.artifact_create(
+        kind=ArtifactKind.FEATUREVIS, neuron=n1, identity={"kind": "featurevis", "flat": 1},
+        images=[png()], data={"flat": True},
+    )  # fmt: skip
+    content = client.get(layer.get_absolute_url()).content.decode()
+    assert f'<img src="/media/{crop}" alt="f16:1, top dataset example' in content
+    assert flat.urls[0] not in content
+    page = client.get(n1.get_absolute_url()).content.decode()
+    assert 'id="featurevis-flat"' in page and flat.urls[0] in page  # said so on its page
     # An examples artifact swept before crops were stored shows its top image whole.
     Artifact.objects.filter(pk=examples.pk).update(files=[])
     content = client.get(layer.get_absolute_url()).content.decode()

@@ -96,7 +96,12 @@ def test_a_neuron_without_a_feature_visualization_has_its_top_examples_crop_as_t
 ) -> None:
     crop = storage.example_image_save(name="examples/ab/ab-224-0-0-56-56.jpg", content=png())
     entry = {"image": "0001.jpg", "value": 2.5, "pos": [3, 4], "box": [0, 0, 56, 56]}
-    data = {"input_size": 224, "top": [{**entry, "file": "examples/ab/ab-224.jpg"}], "bottom": []}
+    data = {
+        "input_size": 224,
+        "top": [{**entry, "file": "examples/ab/ab-224.jpg"}],
+        "bottom": [],
+        "histogram": {"edges": [0.0, 1.0], "counts": [1]},
+    }
     examples = stored(neuron, ArtifactKind.EXAMPLES, images=0, data=data)
     Artifact.objects.filter(pk=examples.pk).update(files=[crop])
     images = api.get(URL).json()["images"]

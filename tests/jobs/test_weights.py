@@ -134,8 +134,9 @@ def test_a_neuron_page_shows_strongest_inputs_and_outputs_with_thumbnails(
     source = Neuron.objects.get(layer__name="features_1", layer__model=mobilenet,
                                 index=top_input["channel"])  # fmt: skip
     thumbnail = stored(source, ArtifactKind.FEATUREVIS)
-    # Layers, weights, neurons, pictures; then the job states of the neurons without one.
-    with django_assert_max_num_queries(5):
+    # Layers, weights, neurons, pictures, labels; then the job states of the neurons
+    # without a picture.
+    with django_assert_max_num_queries(6):
         weights = selectors.neuron_weights(neuron=neuron)
     assert [link.rank for link in weights.inputs.links] == list(range(1, 11))
     assert weights.outputs.layer.name == "features_3" and len(weights.outputs.links) == 10

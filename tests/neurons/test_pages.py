@@ -15,8 +15,9 @@ def test_the_model_list_shows_every_registered_model(
     assert b"5,804" in response.content
 
 
-def test_home_sends_newcomers_to_the_models(client: Client, db: None) -> None:
-    assert client.get("/").url == "/models/"
+def test_home_sends_newcomers_to_the_models(client: Client, inceptionv1: Model) -> None:
+    page = client.get("/").content.decode()  # the landing page: what happened, and models
+    assert 'href="/models/"' in page and 'href="/models/inceptionv1/"' in page
 
 
 def test_a_model_page_lists_its_layers_with_channel_counts(

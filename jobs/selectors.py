@@ -512,3 +512,25 @@ def render_job_get(*, job_id: int) -> RenderJob:
 
 def render_job_list() -> QuerySet[RenderJob]:
     return RenderJob.objects.select_related("model", "layer", "requested_by").order_by("-created")
+
+
+STRIP = 6  # pictures per layer on a model's map
+STRIP_SCAN = 64  # the channels of each layer that the strip picks from
+
+
+def model_strips(*, model_id: int) -> dict[int, list[tuple[int, Thumbnail]]]:
+    """Layer id -> up to STRIP (channel, picture) of its first STRIP_SCAN channels that
+    have one, for a model's map; two queries."""
+    artifacts = Artifact.objects.filter(layer__model_id=model_id, neuron__index__lt=STRIP_SCAN)
+    found = _thumbnails(artifacts, "neuron_id")
+    strips: dict[int, list[tuple[int, Thumbnail]]] = {}
+    rows = (
+        Neuron.objects.filter(pk__in=list(found))
+        .order_by("layer_id", "index")
+        .values_list("pk", "layer_id", "index")
+    )
+    for pk, layer_id, index in rows:
+        strip = strips.setdefault(layer_id, [])
+        if len(strip) < STRIP:
+            strip.append((index, found[pk]))
+    return strips

@@ -41,6 +41,11 @@ class Layer(models.Model):
     channels = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     width = models.PositiveIntegerField()
+    # From the architecture, for the model's map: the module's class, whether its output
+    # adds the layer below's through an identity skip, and its parallel branches.
+    block = models.CharField(max_length=64, blank=True)
+    skip = models.BooleanField(default=False)
+    branches = models.PositiveSmallIntegerField(default=1)
 
     class Meta:
         ordering = ["model", "position"]

@@ -3,26 +3,41 @@ command's work, never a page's)."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
+import torch
 from django.conf import settings
 from django.db import transaction
 
 from neurons.models import Layer, Model, Neuron
 from render import organisms
 from render.organisms import LayerSpec, Organism
+from render.weights import identity_skip
 
 NEURON_BATCH = 2000
 
 
 @cache
 def layer_specs(slug: str) -> tuple[LayerSpec, ...]:
-    """Every significant layer's shape, measured once per process by a forward pass."""
-    return tuple(organisms.describe(organisms.get(slug)))
+    """Every significant layer's shape and block, measured once per process by a forward
+    pass, and which layers add the one below through an identity skip (random weights:
+    neither depends on them)."""
+    organism = organisms.get(slug)
+    specs = organisms.describe(organism)
+    model = organism.architecture().eval()
+    modules = organism.modules(model)
+    size = organism.input_size
+    image = organism.preprocess(torch.zeros(1, 3, size, size))
+    found = [specs[0]] if specs else []
+    for lower, upper in itertools.pairwise(specs):
+        skip = identity_skip(model, modules[lower.name], modules[upper.name], image)
+        found.append(replace(upper, skip=skip))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,9 @@ def model_register(
                 "channels": spec.channels,
                 "height": spec.height,
                 "width": spec.width,
+                "block": spec.block,
+                "skip": spec.skip,
+                "branches": spec.branches,
             },
         )
         layers_created += created

@@ -59,6 +59,9 @@ class LayerSpec:
     channels: int
     height: int
     width: int
+    block: str = ""  # its module's class: "InvertedResidual", "MixedBlock"
+    skip: bool = False  # its output adds the layer below's through an identity skip
+    branches: int = 1  # parallel paths inside it whose outputs it concatenates
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -144,11 +144,42 @@ def describe(organism: Organism) -> list[LayerSpec]:
     size = organism.input_size
     with capture(organism.modules(model)) as outputs:
         model(organism.preprocess(torch.zeros(1, 3, size, size)))
+    modules = organism.modules(model)
     specs = []
     for decl in organism.layers:
         _, channels, height, width = outputs[decl.name].shape
-        specs.append(LayerSpec(decl.name, decl.alias, channels, height, width))
+        module = modules[decl.name]
+        specs.append(
+            LayerSpec(
+                decl.name, decl.alias, channels, height, width,
+                block=type(module).__name__, branches=_branches(model, decl.module),
+            )
+        )  # fmt: skip
     return specs
+
+
+BRANCH_ENDS = ("_1x1", "_3x3", "_5x5", "_pool_reduce")
+
+
+def _branches(model: nn.Module, path: str) -> int:
+    """Parallel paths of an Inception-style block: its children named ``branch*``
+    (torchvision's), or, in lucent's InceptionV1, whose blocks only concatenate, the
+    network's ``<block>_1x1``, ``_3x3``, ``_5x5`` and ``_pool_reduce`` convolutions. 1 for
+    a plain block."""
+    module = model.get_submodule(path)
+    explicit = [name for name, _ in module.named_children() if name.startswith("branch")]
+    if explicit:
+        return len(explicit)
+    prefix = f"{path.rsplit('.', 1)[-1]}_"
+    parent = model.get_submodule(path.rsplit(".", 1)[0]) if "." in path else model
+    ends = {
+        end
+        for name, _ in parent.named_children()
+        if name.startswith(prefix)
+        for end in BRANCH_ENDS
+        if name.endswith(end)
+    }
+    return len(ends) if len(ends) > 1 else 1
 
 
 def download_weights(organism: Organism, weights_dir: Path) -> Path:

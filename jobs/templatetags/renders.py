@@ -7,6 +7,7 @@ on a model's page.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django import template
@@ -63,6 +64,40 @@ def layer_grid(layer: Layer, channels: range | None = None) -> dict[str, Any]:
             (index, thumbnails.get(index, selectors.Thumbnail()), labels.get(index))
             for index in channels
         ],
+    }
+
+
+@dataclass(frozen=True)
+class MapRow:
+    layer: Layer
+    y: int
+    stride: int  # how much it shrinks the layer below (the input for the first)
+    strip: list[tuple[int, int, selectors.Thumbnail]]  # x, channel, picture
+
+
+MAP_ROW = 64  # px per layer on the map
+
+
+@register.inclusion_tag("jobs/_model_map.html")
+def model_map(model: Model) -> dict[str, Any]:
+    """``{% model_map model %}``: the model's significant layers in order, drawn as SVG from
+    what registration measured of its module graph (block, resolution, channels, skips,
+    branches), each linked to its grid with a strip of its pictures."""
+    layers = list(model.layers.order_by("position"))
+    strips = selectors.model_strips(model_id=model.pk)
+    rows, above = [], model.input_size
+    for i, layer in enumerate(layers):
+        layer.model = model
+        stride = max(1, round(above / layer.height)) if layer.height else 1
+        strip = [(384 + j * 56, c, t) for j, (c, t) in enumerate(strips.get(layer.pk, []))]
+        rows.append(MapRow(layer, 8 + i * MAP_ROW, stride, strip))
+        above = layer.height
+    skips = [(row.y - MAP_ROW + 24, row.y + 24) for row in rows if row.layer.skip]
+    return {
+        "model": model,
+        "rows": rows,
+        "skips": skips,
+        "height": 16 + len(rows) * MAP_ROW,
     }
 
 

@@ -95,7 +95,7 @@ def model_map(model: Model) -> dict[str, Any]:
     skips = [(row.y - MAP_ROW + 24, row.y + 24) for row in rows if row.layer.skip]
     return {
         "model": model,
-        "rows": rows,
+        "map_rows": rows,
         "skips": skips,
         "height": 16 + len(rows) * MAP_ROW,
     }

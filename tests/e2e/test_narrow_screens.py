@@ -20,6 +20,9 @@ PAGES = [
     "/models/inceptionv1/mixed4c/447/",
     "/claims/",
     "/jobs/",
+    "/",
+    "/search/?q=car",
+    "/models/mobilenet_v2/",
     "/accounts/login/",
     "/accounts/signup/",
 ]

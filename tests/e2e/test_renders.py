@@ -64,3 +64,28 @@ def test_tabs_switch_objectives_and_a_requester_cancels_a_job(
     page.reload()
     assert page.inner_text(f"#job-{other.pk} td >> nth=3") == "a command"
     assert page.locator(f"#job-{other.pk} button.cancel").count() == 0  # not hers
+
+
+def test_a_label_typed_in_the_header_box_finds_its_neuron(
+    live_server: Any, mobilenet: Model, page: Any
+) -> None:
+    from annotations.services import claim_create
+    from neurons.references import resolve
+
+    author = User.objects.create_user("lee", password="pw-lee-12345")
+    claim_create(
+        author=author, target=resolve("mobilenet_v2/f10:3"), kind="feature",
+        label="curve detector", argument="Curves at every angle.",
+    )  # fmt: skip
+    page.goto(f"{live_server.url}/")
+    assert "curve detector" in page.inner_text("#home-claims")
+    page.fill("#search input[name=q]", "curve")
+    page.press("#search input[name=q]", "Enter")
+    page.wait_for_selector("#hits")
+    page.click("#hits a.ref")
+    page.wait_for_url(f"{live_server.url}/models/mobilenet_v2/features_10/3/")
+    assert page.inner_text("#neuron-label") == "curve detector"
+    # A reference typed on a model's page is that model's.
+    page.fill("#search input[name=q]", "f12:42")
+    page.press("#search input[name=q]", "Enter")
+    page.wait_for_url(f"{live_server.url}/models/mobilenet_v2/features_12/42/")

@@ -101,3 +101,20 @@ def test_a_missing_part_is_a_404_that_says_which_part(
     response = client.get(url)
     assert response.status_code == 404
     assert message in response.content.decode()
+
+
+def test_a_model_page_draws_its_architecture_from_the_module_graph(
+    client: Client, mobilenet: Model, inceptionv1: Model
+) -> None:
+    page = client.get("/models/mobilenet_v2/").content.decode()
+    svg = page.split('<svg class="model-map"')[1].split("</svg>")[0]
+    assert svg.count('class="map-layer"') == 19
+    # torchvision's use_res_connect blocks, found by running the network: f3, f5, f6, f8,
+    # f9, f10, f12, f13, f15 and f16 add the layer below.
+    assert svg.count('<path class="skip"') == 10
+    assert "InvertedResidual · 56\N{MULTIPLICATION SIGN}56 · 24 ch · stride 2" in svg  # features_2
+    assert "InvertedResidual · 56\N{MULTIPLICATION SIGN}56 · 24 ch · skip" in svg  # features_3
+    assert 'href="/models/mobilenet_v2/features_10/"' in svg
+    inception = client.get("/models/inceptionv1/").content.decode()
+    assert "CatLayer, 4 branches · 14\N{MULTIPLICATION SIGN}14 · 512 ch" in inception  # mixed4c
+    assert '<path class="skip"' not in inception

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from api import catalog, claims, evidence, exchange, jobs, me
+from api import catalog, claims, evidence, exchange, explore, jobs, me
 
 urlpatterns = [
     path("models/", catalog.ModelListApi.as_view(), name="api-model-list"),
@@ -46,6 +46,8 @@ urlpatterns = [
         jobs.RenderJobCancelApi.as_view(),
         name="api-render-job-cancel",
     ),
+    path("explorations/", explore.ExplorationListApi.as_view(), name="api-exploration-list"),
+    path("explorations/<int:pk>/", explore.ExplorationDetailApi.as_view(), name="api-exploration"),
     path("export/", exchange.ExportApi.as_view(), name="api-export"),
     path("import/", exchange.ImportApi.as_view(), name="api-import"),
 ]

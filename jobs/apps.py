@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+EXPLORATION_KIND = "exploration"
+
 
 class JobsConfig(AppConfig):
     name = "jobs"
@@ -34,6 +36,16 @@ class JobsConfig(AppConfig):
                 kinds.Target.LAYER_OR_MODEL,
                 params.examples_job_params,
                 "jobs.executors.examples.examples_run",
+            )
+        )
+        kinds.register(
+            kinds.JobKind(
+                EXPLORATION_KIND,
+                "exploration of an image",
+                kinds.Target.LAYER_OR_MODEL,
+                params.exploration_job_params,
+                "jobs.executors.explore.explore_run",
+                requestable=False,
             )
         )
         kinds.register(

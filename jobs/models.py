@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from jobs import kinds
@@ -218,3 +219,62 @@ class RenderJob(models.Model):
             "started": self.started.isoformat() if self.started else None,
             "finished": self.finished.isoformat() if self.finished else None,
         }
+
+
+class Upload(models.Model):
+    """An image a researcher uploaded (or picked from the corpus) to explore: checked and
+    normalized by ``jobs.uploads``, stored in media storage, theirs to delete."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)  # as they called it, for display only
+    file = models.CharField(max_length=300)  # its name in media storage
+    sha256 = models.CharField(max_length=64)  # of the stored file
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "sha256"], name="upload_unique_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk}: {self.name}"
+
+    @property
+    def url(self) -> str:
+        return default_storage.url(self.file)
+
+
+class Exploration(models.Model):
+    """Which channels of every significant layer of a model fire most on one upload, with
+    where (``result``; see ``jobs.executors.explore``). Its ``key`` hashes what makes the
+    result (the image's sha256, the model, its weights, the code): the same image and model
+    give the same result, computed once."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="explorations")
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64, db_index=True)
+    result = models.JSONField(default=dict, blank=True)
+    job = models.ForeignKey(RenderJob, null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "model"], name="exploration_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"exploration {self.pk} of {self.upload_id} on {self.model_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("jobs:exploration", args=[self.pk])
+
+    @property
+    def status(self) -> str:
+        """done once stored; else its job's status (queued, running, failed)."""
+        if self.result:
+            return "done"
+        return self.job.status if self.job is not None else "queued"

@@ -137,6 +137,14 @@ def examples_job_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return examples_params(**_picked(params, ("corpus", "k", "bins")))
 
 
+def exploration_job_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """An exploration job's params: the id of the jobs.Exploration row it computes."""
+    exploration = params.get("exploration")
+    if isinstance(exploration, bool) or not isinstance(exploration, int):
+        raise ValidationError({"params": "an exploration job needs its exploration's id"})
+    return {"exploration": exploration}
+
+
 def weights_job_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return weights_params(**_picked(params, ("top", "corpus")))
 

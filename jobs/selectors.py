@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 import render
-from jobs.models import OBJECTIVE_BY_KIND, Artifact, ArtifactKind, RenderJob
+from jobs.models import OBJECTIVE_BY_KIND, Artifact, ArtifactKind, Exploration, RenderJob
 from jobs.params import INPUTS, OUTPUTS, tier_of
 from neurons.labels import Label, labels_of
 from neurons.models import Layer, Neuron
@@ -534,3 +534,52 @@ def model_strips(*, model_id: int) -> dict[int, list[tuple[int, Thumbnail]]]:
         if len(strip) < STRIP:
             strip.append((index, found[pk]))
     return strips
+
+
+@dataclass
+class Fired:
+    """One channel that fires on an explored image, as its page draws it."""
+
+    neuron: Neuron | None
+    channel: int
+    peak: float
+    heatmap: str
+    thumbnail: Thumbnail
+    label: Label | None
+
+
+def exploration_page(exploration: Exploration) -> dict[str, Any]:
+    """What an exploration's page shows: per layer, its top channels with their neurons,
+    pictures and labels (three queries, whatever the model)."""
+    result = exploration.result
+    layers = {layer.name: layer for layer in exploration.model.layers.all()}
+    wanted = Q()
+    for entry in result.get("layers", []):
+        layer = layers.get(entry["layer"])
+        if layer is not None:
+            wanted |= Q(layer=layer, index__in=[c["channel"] for c in entry["channels"]])
+    by_pk = {layer.pk: layer for layer in layers.values()}
+    neurons: dict[tuple[str, int], Neuron] = {}
+    for neuron in Neuron.objects.filter(wanted) if wanted else []:
+        neuron.layer = by_pk[neuron.layer_id]
+        neuron.layer.model = exploration.model
+        neurons[(neuron.layer.name, neuron.index)] = neuron
+    thumbnails = neuron_thumbnails(neurons=neurons.values())
+    labels = labels_of(neurons.values())
+    rows = []
+    for entry in result.get("layers", []):
+        fired = []
+        for c in entry["channels"]:
+            neuron = neurons.get((entry["layer"], c["channel"]))
+            fired.append(
+                Fired(
+                    neuron=neuron,
+                    channel=c["channel"],
+                    peak=c["peak"],
+                    heatmap=c["heatmap"],
+                    thumbnail=thumbnails.get(neuron.pk, Thumbnail()) if neuron else Thumbnail(),
+                    label=labels.get(neuron.pk) if neuron else None,
+                )
+            )
+        rows.append({"layer": layers.get(entry["layer"]), "alias": entry["alias"], "fired": fired})
+    return {"exploration": exploration, "upload": exploration.upload, "rows": rows}

@@ -13,6 +13,9 @@ urlpatterns = [
         name="neuron_render",
     ),
     path("jobs/", views.job_list, name="job_list"),
+    path("explore/", views.explore, name="explore"),
+    path("explore/<int:pk>/", views.exploration, name="exploration"),
+    path("explore/uploads/<int:pk>/delete/", views.upload_remove, name="upload_delete"),
     path("jobs/<int:job_id>/status/", views.job_status, name="job_status"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
 ]

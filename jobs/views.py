@@ -5,15 +5,17 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from jobs import selectors
+from jobs.explore import corpus_images, exploration_get, exploration_request, upload_delete
 from jobs.lifecycle import render_job_cancel
-from jobs.models import OBJECTIVE_BY_KIND, ArtifactKind
+from jobs.models import OBJECTIVE_BY_KIND, ArtifactKind, Upload
 from jobs.planning import FEATUREVIS_KINDS, render_request_neuron
+from jobs.selectors import exploration_page
 from neurons import selectors as catalog
 
 
@@ -79,3 +81,54 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
         back = ""
     return redirect(back or "jobs:job_list")
+
+
+@login_required
+def explore(request: HttpRequest) -> HttpResponse:
+    """Upload an image (or pick one of the corpus) and see which neurons fire on it."""
+    models = [m for m in catalog.model_list() if m.has_weights]
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        model = next((m for m in models if m.slug == request.POST.get("model")), None)
+        upload = request.FILES.get("image")
+        try:
+            if model is None:
+                raise ValidationError({"model": "choose one of the models with weights"})
+            exploration = exploration_request(
+                owner=request.user,
+                model=model,
+                data=upload.read() if upload is not None else None,
+                name=upload.name if upload is not None else "",
+                corpus_image=request.POST.get("corpus_image", ""),
+            )
+        except ValidationError as exc:
+            errors = exc.message_dict
+        else:
+            return redirect(exploration)
+    context = {
+        "models": models,
+        "corpus": corpus_images(),
+        "errors": errors,
+        "uploads": Upload.objects.filter(owner=request.user).prefetch_related(
+            "explorations__model"
+        )[:20],
+    }
+    return render(request, "jobs/explore.html", context, status=400 if errors else 200)
+
+
+@login_required
+@require_GET
+def exploration(request: HttpRequest, pk: int) -> HttpResponse:
+    found = exploration_get(pk=pk, viewer=request.user)
+    return render(request, "jobs/exploration.html", exploration_page(found))
+
+
+@login_required
+@require_POST
+def upload_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    upload = Upload.objects.filter(pk=pk, owner=request.user).first()
+    if upload is None:
+        raise Http404("there is no such upload of yours")
+    upload_delete(upload=upload, viewer=request.user)
+    messages.info(request, f"Deleted {upload.name} and its explorations.")
+    return redirect("jobs:explore")

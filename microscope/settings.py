@@ -244,6 +244,9 @@ MICROSCOPE_JOB_STALE_SECONDS = env_int("MICROSCOPE_JOB_STALE_SECONDS", 30)
 MICROSCOPE_JOB_SWEEP_SECONDS = env_int("MICROSCOPE_JOB_SWEEP_SECONDS", 10)
 MICROSCOPE_JOB_REPUBLISH_SECONDS = env_int("MICROSCOPE_JOB_REPUBLISH_SECONDS", 60)
 MICROSCOPE_JOB_ATTEMPTS = env_int("MICROSCOPE_JOB_ATTEMPTS", 5)
+# Images uploaded to /explore/: bytes and pixels at most (checked before decoding).
+MICROSCOPE_UPLOAD_MAX_BYTES = env_int("MICROSCOPE_UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
+MICROSCOPE_UPLOAD_MAX_PIXELS = env_int("MICROSCOPE_UPLOAD_MAX_PIXELS", 40_000_000)
 # A worker records a job's progress at most this often (a write, and the moment it sees
 # that the job was cancelled).
 MICROSCOPE_JOB_PROGRESS_MS = env_int("MICROSCOPE_JOB_PROGRESS_MS", 500)

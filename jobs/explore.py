@@ -1,0 +1,134 @@
+"""Asking which neurons fire on an image: uploads stored once per owner, explorations keyed
+like artifacts and computed by a worker (``jobs.executors.explore``). Torch-free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.http import Http404
+
+import render
+from jobs import params
+from jobs.apps import EXPLORATION_KIND
+from jobs.models import Exploration, Upload, artifact_key
+from jobs.planning import render_job_create
+from jobs.uploads import image_check
+from neurons.models import Model
+from render import catalog
+
+__all__ = [
+    "corpus_images",
+    "exploration_get",
+    "exploration_request",
+    "upload_delete",
+]
+
+TOP = 8  # channels per layer (jobs.executors.explore.TOP)
+
+
+def corpus_images() -> list[str]:
+    """The demo corpus's images, by name, for the page's picker."""
+    root = params.corpus_path(params.examples_params()["corpus"])
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+
+
+def _corpus_bytes(name: str) -> bytes:
+    if name not in set(corpus_images()):  # names only from the list: no path in it
+        raise ValidationError({"corpus_image": f"{name[:80]!r} is not an image of the corpus"})
+    root = params.corpus_path(params.examples_params()["corpus"])
+    return (root / Path(name).name).read_bytes()
+
+
+def _upload(*, owner: AbstractBaseUser, data: bytes, name: str) -> Upload:
+    checked = image_check(data)
+    found = Upload.objects.filter(owner=owner, sha256=checked.sha256).first()
+    if found is not None:
+        return found
+    stored = f"uploads/{checked.sha256[:2]}/{checked.sha256}.png"  # one file per picture
+    if not default_storage.exists(stored):
+        stored = default_storage.save(stored, ContentFile(checked.content))
+    try:
+        with transaction.atomic():
+            return Upload.objects.create(
+                owner=owner,
+                name=name[:200] or "image",
+                file=stored,
+                sha256=checked.sha256,
+                width=checked.width,
+                height=checked.height,
+            )
+    except IntegrityError:  # the same upload, twice at once
+        return Upload.objects.get(owner=owner, sha256=checked.sha256)
+
+
+def exploration_request(
+    *,
+    owner: AbstractBaseUser,
+    model: Model,
+    data: bytes | None = None,
+    name: str = "",
+    corpus_image: str = "",
+) -> Exploration:
+    """Store the image (an upload's bytes, or a corpus image by name) and ask a worker which
+    channels fire on it; the same image and model again return the same exploration.
+    Raises ValidationError (field: message) on bad input."""
+    if not model.has_weights:
+        raise ValidationError({"model": catalog.missing_message(catalog.get(model.slug))})
+    if (data is None) == (not corpus_image):
+        raise ValidationError({"image": "send an image, or name one of the corpus"})
+    if corpus_image:
+        data, name = _corpus_bytes(corpus_image), corpus_image
+    upload = _upload(owner=owner, data=data or b"", name=name)
+    key = artifact_key(
+        kind=EXPLORATION_KIND,
+        image_sha256=upload.sha256,
+        model=model.slug,
+        weights_sha256=model.weights_sha256,
+        top=TOP,
+        code_version=render.CODE_VERSION,
+    )
+    with transaction.atomic():
+        exploration, created = Exploration.objects.get_or_create(
+            upload=upload, model=model, defaults={"key": key}
+        )
+        stale = exploration.key != key  # new weights or code since: computed again
+        failed = not exploration.result and exploration.status == "failed"
+        if created or stale or failed:
+            exploration.key, exploration.result = key, {}
+            exploration.job = render_job_create(
+                model=model,
+                layer=None,
+                kind=EXPLORATION_KIND,
+                params={"exploration": exploration.pk},
+                requested_by=owner,
+            )
+            exploration.save(update_fields=["key", "result", "job"])
+    return exploration
+
+
+def exploration_get(*, pk: int, viewer: AbstractBaseUser) -> Exploration:
+    """An exploration its owner (or staff) may see; a 404 for anyone else."""
+    found = Exploration.objects.select_related("upload", "model", "job").filter(pk=pk).first()
+    if found is None or not (
+        viewer.is_authenticated and (viewer.is_staff or found.upload.owner_id == viewer.pk)
+    ):
+        raise Http404(f"there is no exploration {pk} of yours")
+    return found
+
+
+def upload_delete(*, upload: Upload, viewer: AbstractBaseUser) -> None:
+    """Delete an upload, its file and its explorations: its owner only."""
+    if upload.owner_id != viewer.pk:
+        raise PermissionDenied("only its uploader may delete an image")
+    name = upload.file
+    with transaction.atomic():
+        upload.delete()
+        if not Upload.objects.filter(file=name).exists():
+            transaction.on_commit(lambda: default_storage.delete(name))

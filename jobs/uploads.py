@@ -1,0 +1,72 @@
+"""Images people upload to explore: checked by their content, normalized, stored once.
+
+An upload is read with Pillow, never trusted by its name or its declared type: its format
+must be JPEG, PNG or WebP, its bytes and pixels under the limits (checked from the header,
+before any pixel is decoded: no decompression bomb), and it must decode whole. It is stored
+turned upright (EXIF orientation), in RGB, without its metadata, as PNG; its sha256 is that
+of the stored file, so the same picture uploaded twice is the same image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["Checked", "image_check"]
+
+FORMATS = ("JPEG", "PNG", "WEBP")
+STORED_SIDE = 512  # the stored copy's longer side at most: explorations see the model's size
+
+
+@dataclass(frozen=True)
+class Checked:
+    content: bytes  # PNG
+    sha256: str
+    width: int
+    height: int
+
+
+def _refuse(message: str) -> ValidationError:
+    return ValidationError({"image": message})
+
+
+def image_check(data: bytes) -> Checked:
+    """The upload, checked and normalized; raises ValidationError on the field ``image``."""
+    limit = settings.MICROSCOPE_UPLOAD_MAX_BYTES
+    if not data:
+        raise _refuse("the file is empty")
+    if len(data) > limit:
+        raise _refuse(f"the file is {len(data):,} bytes; the limit is {limit:,}")
+    pixels = settings.MICROSCOPE_UPLOAD_MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format not in FORMATS:
+                    raise _refuse(f"a {image.format} image; send JPEG, PNG or WebP")
+                width, height = image.size
+                if width * height > pixels:
+                    raise _refuse(
+                        f"{width}x{height} is {width * height:,} pixels; the limit is {pixels:,}"
+                    )
+                image.load()
+                upright = ImageOps.exif_transpose(image).convert("RGB")
+    except ValidationError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _refuse(f"too many pixels; the limit is {pixels:,}") from None
+    except UnidentifiedImageError:
+        raise _refuse("not an image this site reads (JPEG, PNG or WebP)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt
+        raise _refuse(f"the image could not be decoded ({exc})") from None
+    upright.thumbnail((STORED_SIDE, STORED_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    upright.save(buffer, format="PNG")  # no EXIF, no ICC, no text chunks
+    content = buffer.getvalue()
+    return Checked(content, hashlib.sha256(content).hexdigest(), *upright.size)

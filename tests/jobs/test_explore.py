@@ -1,0 +1,192 @@
+"""Start from an image: upload it (checked by its content), a worker runs it through every
+layer, and its page and the API show which channels fire where. Private to its uploader."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.test import Client
+from PIL import Image
+from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
+
+from jobs import runner
+from jobs.models import Exploration, RenderJob, Upload
+from jobs.uploads import image_check
+from neurons.models import Model
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.django_db
+PHOTO = REPO / "demo" / "photos" / "0001.jpg"
+
+
+def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG signature and IHDR claiming width x height, and one tiny IDAT: a
+    decompression bomb's shape, a few dozen bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0"))
+
+
+def test_an_upload_is_read_by_its_content_turned_upright_and_stripped(settings: Settings) -> None:
+    tall = Image.new("RGB", (40, 20), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    checked = image_check(encoded(tall, "JPEG", exif=exif.tobytes()))
+    assert (checked.width, checked.height) == (20, 40)
+    stored = Image.open(io.BytesIO(checked.content))
+    assert stored.format == "PNG" and stored.mode == "RGB" and not stored.getexif()
+    assert image_check(encoded(tall, "PNG")).sha256 == image_check(encoded(tall, "PNG")).sha256
+
+    def refused(data: bytes) -> str:
+        with pytest.raises(ValidationError) as caught:
+            image_check(data)
+        return caught.value.message_dict["image"][0]
+
+    assert "send JPEG, PNG or WebP" in refused(encoded(tall, "GIF"))
+    assert "not an image" in refused(b"<svg onload=alert(1)>")
+    assert "empty" in refused(b"")
+    assert "could not be decoded" in refused(encoded(tall, "PNG")[:60])
+    # A bomb is refused from its header: 50,000 x 50,000 pixels in a hundred bytes.
+    bomb = png_header_only(50_000, 50_000)
+    assert len(bomb) < 100 and "too many pixels; the limit is 40,000,000" in refused(bomb)
+    below_pillows_own_check = png_header_only(8_000, 8_000)
+    assert "64,000,000 pixels; the limit is 40,000,000" in refused(below_pillows_own_check)
+    settings.MICROSCOPE_UPLOAD_MAX_BYTES = 100
+    assert "the limit is 100" in refused(encoded(Image.new("RGB", (64, 64)), "BMP"))
+
+
+def run(exploration: Exploration) -> Exploration:
+    assert exploration.job is not None
+    runner.render_job_execute(job_id=exploration.job.pk)
+    return Exploration.objects.select_related("job", "upload").get(pk=exploration.pk)
+
+
+@pytest.fixture
+def ada(client: Client, django_user_model: type[User]) -> Client:
+    client.force_login(django_user_model.objects.create_user("ada", password="pw"))
+    return client
+
+
+def test_an_uploaded_photo_shows_which_neurons_fire_where(
+    ada: Client, mobilenet: Model, django_capture_on_commit_callbacks: Callable
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        with PHOTO.open("rb") as photo:
+            response = ada.post("/explore/", {"model": "mobilenet_v2", "image": photo})
+    assert response.status_code == 302
+    exploration = Exploration.objects.get()
+    assert response["Location"] == f"/explore/{exploration.pk}/"
+    waiting = ada.get(response["Location"]).content.decode()
+    assert 'id="exploration-job"' in waiting and "queued" in waiting
+    exploration = run(exploration)
+    assert exploration.status == "done", exploration.job.error
+    layers = exploration.result["layers"]
+    assert [layer["alias"] for layer in layers] == [f"f{i}" for i in range(19)]
+    assert all(len(layer["channels"]) == 8 for layer in layers)
+    peaks = [c["peak"] for c in layers[10]["channels"]]
+    assert peaks == sorted(peaks, reverse=True)
+    page = ada.get(exploration.get_absolute_url()).content.decode()
+    assert page.count('class="panel explore-layer"') == 19
+    top = layers[10]["channels"][0]
+    assert f'href="/models/mobilenet_v2/features_10/{top["channel"]}/"' in page
+    assert 'src="data:image/png;base64,' in page and exploration.upload.url in page
+
+    # The same photo again: the same exploration, no new job.
+    with PHOTO.open("rb") as photo:
+        ada.post("/explore/", {"model": "mobilenet_v2", "image": photo})
+    assert Exploration.objects.count() == 1 and RenderJob.objects.count() == 1
+    # Picked from the corpus, it is the same picture too.
+    ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0001.jpg"})
+    assert Upload.objects.count() == 1
+
+
+def test_another_researcher_s_same_photo_reuses_the_result_and_stays_private(
+    ada: Client,
+    mobilenet: Model,
+    bob: User,
+    client_for: Callable[[User], APIClient],
+    django_capture_on_commit_callbacks: Callable,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0002.jpg"})
+    first = run(Exploration.objects.get())
+    api = client_for(bob)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = api.post(
+            "/api/v1/explorations/", {"model": "mobilenet_v2", "corpus_image": "0002.jpg"}
+        )
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    second = run(Exploration.objects.get(pk=response.json()["id"]))
+    assert second.key == first.key and second.result == first.result
+    body = api.get(response.json()["api_url"]).json()
+    assert body["status"] == "done" and len(body["layers"]) == 19
+    fired = body["layers"][10]["channels"][0]
+    assert fired["ref"].startswith("mobilenet_v2/f10:") and fired["heatmap"].startswith("data:")
+    assert fired["api_url"].startswith("http://testserver/api/v1/neurons/mobilenet_v2/")
+    # Each sees their own only.
+    assert api.get(f"/api/v1/explorations/{first.pk}/").status_code == 404
+    assert ada.get(f"/explore/{second.pk}/").status_code == 404
+    assert [e["id"] for e in api.get("/api/v1/explorations/").json()] == [second.pk]
+    assert APIClient().get(f"/api/v1/explorations/{first.pk}/").status_code in (401, 403)
+
+
+def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(
+    ada: Client, mobilenet: Model, inceptionv1: Model, bob: User, client_for: Callable
+) -> None:
+    api = client_for(bob)
+    bad = {
+        "not an image": (
+            {"model": "mobilenet_v2", "image": io.BytesIO(b"GIF89a nonsense")},
+            "image",
+        ),
+        "no model": ({"model": "nomodel", "corpus_image": "0001.jpg"}, "model"),
+        "no weights": ({"model": "inceptionv1", "corpus_image": "0001.jpg"}, "model"),
+        "a path": ({"model": "mobilenet_v2", "corpus_image": "../../etc/passwd"}, "corpus_image"),
+        "nothing": ({"model": "mobilenet_v2"}, "image"),
+    }
+    for name, (data, field) in bad.items():
+        if "image" in data:
+            data["image"].name = "x.gif"
+            data["image"].seek(0)
+        response = api.post("/api/v1/explorations/", data, format="multipart")
+        assert response.status_code == 400, (name, response.content)
+        assert field in response.json()["error"]["fields"], (name, response.json())
+    page = ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "../secret"})
+    assert page.status_code == 400 and b"is not an image of the corpus" in page.content
+    assert not Upload.objects.exists() and not Exploration.objects.exists()
+    assert not RenderJob.objects.exists()
+
+
+def test_an_uploader_deletes_their_image_and_its_explorations(
+    ada: Client, mobilenet: Model, bob: User, django_capture_on_commit_callbacks: Callable
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):  # its job is never sent
+        ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0003.jpg"})
+    upload = Upload.objects.get()
+    assert default_storage.exists(upload.file)
+    other = Client()
+    other.force_login(bob)
+    assert other.post(f"/explore/uploads/{upload.pk}/delete/").status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        response = ada.post(f"/explore/uploads/{upload.pk}/delete/")
+    assert response.status_code == 302
+    assert not Upload.objects.exists() and not Exploration.objects.exists()
+    assert not default_storage.exists(upload.file)

@@ -89,3 +89,33 @@ def test_a_label_typed_in_the_header_box_finds_its_neuron(
     page.fill("#search input[name=q]", "f12:42")
     page.press("#search input[name=q]", "Enter")
     page.wait_for_url(f"{live_server.url}/models/mobilenet_v2/features_12/42/")
+
+
+def test_a_researcher_uploads_a_photo_and_follows_a_neuron_that_fires_on_it(
+    live_server: Any, mobilenet: Model, page: Any
+) -> None:
+    from jobs import runner
+    from jobs.models import Exploration
+    from tests.conftest import REPO
+
+    User.objects.create_user("uma", password="pw-uma-12345")
+    sign_in(page, live_server.url, "uma", "pw-uma-12345", "/explore/")
+    page.set_input_files("#explore-form input[name=image]", str(REPO / "demo/photos/0004.jpg"))
+    page.click("#explore-form button[type=submit]")
+    page.wait_for_selector("#exploration-job")
+    exploration = Exploration.objects.get()
+    runner.render_job_execute(job_id=exploration.job_id)  # the worker's part
+    page.wait_for_selector("#layer-f10", timeout=30_000)  # the page follows the job
+    assert page.locator(".explore-layer").count() == 19
+    heat = page.locator("#layer-f10 img.heat").first
+    assert heat.get_attribute("src").startswith("data:image/png;base64,")
+    first = page.locator("#layer-f10 a.fire").first
+    href = first.get_attribute("href")
+    assert href.startswith("/models/mobilenet_v2/features_10/")
+    first.click()
+    page.wait_for_url(f"{live_server.url}{href}")
+    page.goto(f"{live_server.url}/explore/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#uploads button[type=submit]")
+    page.wait_for_selector("text=Deleted 0004.jpg")
+    assert not Exploration.objects.exists()

@@ -211,3 +211,42 @@ class Evidence(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class NeuronList(models.Model):
+    """A researcher's named list of neurons ("curve detectors in 3b"), with a note per
+    entry. Anyone may read it at its link; its owner edits it. Exports carry it by ``uid``."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="neuron_lists"
+    )
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=5000)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("annotations:list", args=[self.pk])
+
+
+class ListEntry(models.Model):
+    neuron_list = models.ForeignKey(NeuronList, on_delete=models.CASCADE, related_name="entries")
+    neuron = models.ForeignKey(Neuron, on_delete=models.PROTECT, related_name="list_entries")
+    note = models.TextField(blank=True, max_length=2000)
+    added = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["added", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["neuron_list", "neuron"], name="list_entry_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.neuron_list_id}: {self.neuron_id}"

@@ -9,6 +9,13 @@ app_name = "annotations"
 
 urlpatterns = [
     path("search/", views.search, name="search"),
+    path("lists/", views.list_index, name="lists"),
+    path("lists/new/", views.list_new, name="list_new"),
+    path("lists/add/", views.list_add_any, name="list_add_any"),
+    path("lists/<int:pk>/", views.list_detail, name="list"),
+    path("lists/<int:pk>/add/", views.list_add, name="list_add"),
+    path("lists/<int:pk>/remove/", views.list_remove, name="list_remove"),
+    path("lists/<int:pk>/edit/", views.list_edit, name="list_edit"),
     path("models/<slug:model>/claims.atom", ModelClaimsFeed(), name="model_feed"),
     path("claims/", views.claim_list, name="claim_list"),
     path("claims/new/", views.claim_create, name="claim_create"),

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from annotations import selectors, services
+from annotations import lists, selectors, services
 from annotations.filters import ClaimFilter
 from annotations.forms import (
     ClaimCreateForm,
@@ -26,7 +26,7 @@ from annotations.forms import (
     form_add_claim_error,
 )
 from annotations.grammar import GrammarError, circuit_read, format_coefficient
-from annotations.models import Claim, Comment, Kind, Review, Role, Status
+from annotations.models import Claim, Comment, Kind, NeuronList, Review, Role, Status
 from annotations.rendering import markdown_render_many
 from annotations.services import ClaimError
 from jobs.selectors import Thumbnail, neuron_thumbnails
@@ -440,3 +440,134 @@ def search(request: HttpRequest) -> HttpResponse:
         ]
     context = {"q": text, "error": error, "candidates": candidates, "hits": hits}
     return render(request, "annotations/search.html", context)
+
+
+# Lists of neurons -----------------------------------------------------------------------
+
+
+def _list_page(
+    request: HttpRequest, neuron_list: NeuronList, errors: dict | None = None
+) -> HttpResponse:
+    found = list(lists.entries(neuron_list=neuron_list))
+    neurons = [entry.neuron for entry in found]
+    thumbnails = neuron_thumbnails(neurons=neurons)
+    labels = selectors.neuron_labels(neurons)
+    rows = [
+        (entry, thumbnails.get(entry.neuron_id, Thumbnail()), labels.get(entry.neuron_id))
+        for entry in found
+    ]
+    context = {
+        "neuron_list": neuron_list,
+        "rows": rows,
+        "mine": request.user.is_authenticated and neuron_list.owner_id == request.user.pk,
+        "errors": errors or {},
+        "given": request.POST if errors else {},
+    }
+    return render(request, "annotations/list_detail.html", context, status=400 if errors else 200)
+
+
+@require_GET
+def list_index(request: HttpRequest) -> HttpResponse:
+    context = {"mine": lists.lists_of(owner=request.user), "recent": lists.lists_recent()}
+    return render(request, "annotations/list_index.html", context)
+
+
+@login_required
+@require_POST
+def list_new(request: HttpRequest) -> HttpResponse:
+    try:
+        created = lists.list_create(
+            owner=request.user,
+            title=request.POST.get("title", ""),
+            description=request.POST.get("description", ""),
+        )
+    except ValidationError as exc:
+        context = {
+            "mine": lists.lists_of(owner=request.user),
+            "recent": lists.lists_recent(),
+            "errors": exc.message_dict,
+            "given": request.POST,
+        }
+        return render(request, "annotations/list_index.html", context, status=400)
+    neuron = request.POST.get("neuron", "")
+    if neuron:  # made from a neuron's page: that neuron is its first entry
+        return list_add(request, created.pk)
+    return redirect(created)
+
+
+@require_GET
+def list_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _list_page(request, lists.list_get(pk=pk))
+
+
+def _owned(request: HttpRequest, pk: int) -> NeuronList:
+    found = lists.list_get(pk=pk)
+    if found.owner_id != request.user.pk:
+        raise PermissionDenied("only its owner edits a list")
+    return found
+
+
+@login_required
+@require_POST
+def list_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add a neuron by reference (from the list's page, or a neuron's page: ``next``)."""
+    neuron_list = _owned(request, pk)
+    try:
+        try:
+            neuron = resolve(request.POST.get("neuron", "")[:200])
+        except BadReference as exc:
+            raise ValidationError({"neuron": str(exc)}) from None
+        lists.entry_add(
+            neuron_list=neuron_list,
+            editor=request.user,
+            neuron=neuron,
+            note=request.POST.get("note", ""),
+        )
+    except ValidationError as exc:
+        return _list_page(request, neuron_list, exc.message_dict)
+    messages.info(request, f"{neuron.ref} is in “{neuron_list.title}”.")
+    if request.POST.get("back") == "neuron":
+        return redirect(neuron)
+    return redirect(neuron_list)
+
+
+@login_required
+@require_POST
+def list_add_any(request: HttpRequest) -> HttpResponse:
+    """A neuron page's form: the list is a field (``list``), not in the address."""
+    pk = request.POST.get("list", "")
+    if not pk.isdigit():
+        raise Http404("choose one of your lists")
+    return list_add(request, int(pk))
+
+
+@login_required
+@require_POST
+def list_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    neuron_list = _owned(request, pk)
+    try:
+        neuron = resolve(request.POST.get("neuron", "")[:200])
+    except BadReference as exc:
+        return _list_page(request, neuron_list, {"neuron": [str(exc)]})
+    lists.entry_remove(neuron_list=neuron_list, editor=request.user, neuron=neuron)
+    return redirect(neuron_list)
+
+
+@login_required
+@require_POST
+def list_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    neuron_list = _owned(request, pk)
+    if request.POST.get("delete"):
+        lists.list_delete(neuron_list=neuron_list, editor=request.user)
+        messages.info(request, f"Deleted the list “{neuron_list.title}”.")
+        return redirect("annotations:lists")
+    try:
+        lists.list_edit(
+            neuron_list=neuron_list,
+            editor=request.user,
+            title=request.POST.get("title", ""),
+            description=request.POST.get("description", ""),
+        )
+    except ValidationError as exc:
+        return _list_page(request, neuron_list, exc.message_dict)
+    return redirect(neuron_list)

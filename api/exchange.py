@@ -1,4 +1,5 @@
-"""Export and import of a model's claims, revisions, reviews and comments, between instances.
+"""Export and import of a model's claims (revisions, reviews, comments) and lists of
+neurons, between instances.
 
 The document carries no database ids: neurons as portable references
 (``inceptionv1/4c:447``), people as usernames, claims by their ``uid``. Import replays the
@@ -29,7 +30,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotations import selectors, services
-from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Kind, Review, Verdict
+from annotations.models import (
+    Claim,
+    ClaimRevision,
+    ClaimTerm,
+    Comment,
+    Kind,
+    ListEntry,
+    NeuronList,
+    Review,
+    Verdict,
+)
 from annotations.services import ClaimError
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
@@ -128,6 +139,21 @@ class PersonDoc(serializers.Serializer):
         return person
 
 
+class ListEntryDoc(serializers.Serializer):
+    ref = serializers.CharField(max_length=200, help_text="inceptionv1/4c:447")
+    note = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
+
+
+class ListDoc(serializers.Serializer):
+    uid = serializers.UUIDField()
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(
+        allow_blank=True, max_length=5000, required=False, default=""
+    )
+    owner = serializers.CharField(**USERNAME)
+    entries = ListEntryDoc(many=True, help_text="those of the document's model")
+
+
 class ExportDoc(serializers.Serializer):
     format = serializers.ChoiceField(choices=[FORMAT])
     version = serializers.ChoiceField(choices=[VERSION])
@@ -136,6 +162,9 @@ class ExportDoc(serializers.Serializer):
     source = serializers.CharField(required=False, allow_blank=True, help_text="where from")
     people = PersonDoc(many=True, required=False, default=list)
     claims = ClaimDoc(many=True)
+    lists = ListDoc(
+        many=True, required=False, default=list, help_text="lists with neurons of the model"
+    )
 
 
 # Export (a read) -----------------------------------------------------------------------------
@@ -245,6 +274,24 @@ def claims_export(
                 "comments": comments,
             }
         )
+    lists = []
+    entries = ListEntry.objects.filter(neuron__layer__model=model).select_related(
+        "neuron__layer__model", "neuron_list__owner"
+    )
+    for entry in entries.order_by("neuron_list_id", "added", "id"):
+        neuron_list = entry.neuron_list
+        if not lists or lists[-1]["uid"] != neuron_list.uid:
+            people[neuron_list.owner_id] = neuron_list.owner
+            lists.append(
+                {
+                    "uid": neuron_list.uid,
+                    "title": neuron_list.title,
+                    "description": neuron_list.description,
+                    "owner": neuron_list.owner.get_username(),
+                    "entries": [],
+                }
+            )
+        lists[-1]["entries"].append({"ref": entry.neuron.ref, "note": entry.note})
     profiles = _profiles(people.keys())
     return {
         "format": FORMAT,
@@ -257,6 +304,7 @@ def claims_export(
             key=lambda person: person["username"],
         ),
         "claims": documents,
+        "lists": lists,
     }
 
 
@@ -276,6 +324,8 @@ class ImportReport:
     revisions: int = 0
     reviews: int = 0
     comments: int = 0
+    lists_created: int = 0
+    list_entries: int = 0  # entries added to lists, new or here already
     people_created: list[str] = field(default_factory=list)
 
 
@@ -406,7 +456,36 @@ def claims_import(
         report.revisions += added.revisions
         report.reviews += added.reviews
         report.comments += added.comments
+    _lists_import(document=document, people=people, report=report)
     return report
+
+
+def _lists_import(*, document: Mapping[str, Any], people: _People, report: ImportReport) -> None:
+    """A list new here is created with its owner; one here already (by uid) gets the
+    entries it lacks. Notes of entries here already are kept."""
+    uids = [data["uid"] for data in document.get("lists", [])]
+    existing = {found.uid: found for found in NeuronList.objects.filter(uid__in=uids)}
+    for position, data in enumerate(document.get("lists", [])):
+        path = f"lists.{position}"
+        neuron_list = existing.get(data["uid"])
+        if neuron_list is None:
+            neuron_list = NeuronList.objects.create(
+                uid=data["uid"],
+                owner=people.get(data["owner"]),
+                title=data["title"],
+                description=data["description"],
+            )
+            existing[data["uid"]] = neuron_list
+            report.lists_created += 1
+        have = set(neuron_list.entries.values_list("neuron_id", flat=True))
+        for number, entry in enumerate(data["entries"]):
+            neuron = _target(
+                {"target": entry["ref"]}, f"{path}.entries.{number}", document["model"]
+            )
+            if neuron.pk not in have:
+                ListEntry.objects.create(neuron_list=neuron_list, neuron=neuron, note=entry["note"])
+                have.add(neuron.pk)
+                report.list_entries += 1
 
 
 def _target(data: Mapping[str, Any], path: str, model: str) -> Neuron:
@@ -607,6 +686,8 @@ class ImportReportSerializer(serializers.Serializer):
     revisions = serializers.IntegerField()
     reviews = serializers.IntegerField()
     comments = serializers.IntegerField()
+    lists_created = serializers.IntegerField()
+    list_entries = serializers.IntegerField(help_text="entries added to lists")
     people_created = serializers.ListField(child=serializers.CharField())
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from api import catalog, claims, evidence, exchange, explore, jobs, me
+from api import catalog, claims, evidence, exchange, explore, jobs, lists, me
 
 urlpatterns = [
     path("models/", catalog.ModelListApi.as_view(), name="api-model-list"),
@@ -48,6 +48,14 @@ urlpatterns = [
     ),
     path("explorations/", explore.ExplorationListApi.as_view(), name="api-exploration-list"),
     path("explorations/<int:pk>/", explore.ExplorationDetailApi.as_view(), name="api-exploration"),
+    path("lists/", lists.ListListApi.as_view(), name="api-list-list"),
+    path("lists/<int:pk>/", lists.ListDetailApi.as_view(), name="api-list"),
+    path("lists/<int:pk>/entries/", lists.ListEntriesApi.as_view(), name="api-list-entries"),
+    path(
+        "lists/<int:pk>/entries/remove/",
+        lists.ListEntryRemoveApi.as_view(),
+        name="api-list-entry-remove",
+    ),
     path("export/", exchange.ExportApi.as_view(), name="api-export"),
     path("import/", exchange.ImportApi.as_view(), name="api-import"),
 ]

@@ -32,3 +32,23 @@ def neuron_claims(context: template.Context, neuron: Neuron) -> dict[str, Any]:
         "uses": [claim for claim in claims if claim.target_id != neuron.pk],
         "form": form,
     }
+
+
+@register.inclusion_tag("annotations/_neuron_lists.html", takes_context=True)
+def neuron_lists(context: template.Context, neuron: Neuron) -> dict[str, Any]:
+    """``{% neuron_lists neuron %}``: the lists it is in, and a form to add it to one."""
+    from annotations import lists
+    from annotations.models import NeuronList
+
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    return {
+        "neuron": neuron,
+        "user": user,
+        "request": request,
+        "csrf_token": context.get("csrf_token"),
+        "mine": list(lists.lists_of(owner=user)) if user is not None else [],
+        "containing": list(
+            NeuronList.objects.filter(entries__neuron=neuron).select_related("owner")[:20]
+        ),
+    }

@@ -117,6 +117,8 @@ def test_an_export_and_import_round_trip_and_a_second_import_adds_nothing(
         "revisions": 4,
         "reviews": 3,
         "comments": 1,
+        "lists_created": 0,
+        "list_entries": 0,
         "people_created": ["alice", "bob", "carol"],
     }
     assert comparable(as_curator.get("/api/v1/export/?model=inceptionv1").json()) == comparable(

@@ -85,6 +85,15 @@ def test_a_label_typed_in_the_header_box_finds_its_neuron(
     page.click("#hits a.ref")
     page.wait_for_url(f"{live_server.url}/models/mobilenet_v2/features_10/3/")
     assert page.inner_text("#neuron-label") == "curve detector"
+    # Signed in, they keep it in a new list, from the neuron's page.
+    sign_in(page, live_server.url, "lee", "pw-lee-12345", "/models/mobilenet_v2/features_10/3/")
+    page.fill("#list-new-form input[name=title]", "curves to check")
+    page.fill("#list-new-form input[name=note]", "the clearest one")
+    page.click("#list-new-form button[type=submit]")
+    page.wait_for_selector("#neuron-lists >> text=curves to check")
+    page.click("#neuron-lists a >> text=curves to check")
+    page.wait_for_selector("#entries >> text=the clearest one")
+    page.goto(f"{live_server.url}/models/mobilenet_v2/features_10/3/")
     # A reference typed on a model's page is that model's.
     page.fill("#search input[name=q]", "f12:42")
     page.press("#search input[name=q]", "Enter")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Case, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, F, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404
 from django.urls import reverse
 
@@ -89,17 +89,16 @@ def claims_search(claims: QuerySet[Claim], text: str) -> QuerySet[Claim]:
         return claims
     if connection.vendor == "postgresql":
         # Imported here: django.contrib.postgres is only for PostgreSQL.
-        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+        from django.contrib.postgres.search import SearchQuery, SearchRank
 
-        vector = SearchVector("current_revision__label", weight="A", config="english")
-        vector += SearchVector("current_revision__argument", weight="B", config="english")
+        document = F("current_revision__search_document")  # stored, GIN-indexed (0006)
         query = SearchQuery(text, search_type="websearch", config="english")
-        # An inner join to the revision lets PostgreSQL use the GIN index on this very
-        # expression (migration 0003); through a LEFT JOIN it reads every revision.
+        # An inner join to the revision lets PostgreSQL use the index; through a LEFT JOIN
+        # it reads every revision.
         claims = claims.filter(current_revision__isnull=False)
         return (
-            claims.annotate(search=vector, rank=SearchRank(vector, query))
-            .filter(search=query)
+            claims.annotate(rank=SearchRank(document, query))
+            .filter(current_revision__search_document=query)
             .order_by("-rank", "-created", "-id")
         )
     return claims.filter(

@@ -94,6 +94,7 @@ def _body(request: Request, exploration: Exploration) -> dict[str, Any]:
 
 class ExplorationListApi(generics.GenericAPIView):
     permission_classes = [permissions.IsAuthenticated]
+    pagination_class = None  # the newest 100
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(

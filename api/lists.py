@@ -74,6 +74,8 @@ def _written(work: Any) -> Any:
 
 
 class ListListApi(generics.GenericAPIView):
+    pagination_class = None  # the 50 most recently updated
+
     @extend_schema(operation_id="lists_list", responses=ListSerializer(many=True))
     def get(self, request: Request) -> Response:
         """The 50 most recently updated lists, or ``?owner=<username>``'s."""

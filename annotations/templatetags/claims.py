@@ -37,17 +37,19 @@ def neuron_claims(context: template.Context, neuron: Neuron) -> dict[str, Any]:
 @register.inclusion_tag("annotations/_neuron_lists.html", takes_context=True)
 def neuron_lists(context: template.Context, neuron: Neuron) -> dict[str, Any]:
     """``{% neuron_lists neuron %}``: the lists it is in, and a form to add it to one."""
-    from annotations import lists
     from annotations.models import NeuronList
 
     request = context.get("request")
     user = getattr(request, "user", None)
+    signed_in = user is not None and user.is_authenticated
     return {
         "neuron": neuron,
         "user": user,
         "request": request,
         "csrf_token": context.get("csrf_token"),
-        "mine": list(lists.lists_of(owner=user)) if user is not None else [],
+        "mine": list(NeuronList.objects.filter(owner=user).only("id", "title"))
+        if signed_in
+        else [],
         "containing": list(
             NeuronList.objects.filter(entries__neuron=neuron).select_related("owner")[:20]
         ),

@@ -65,7 +65,12 @@ class Claim(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["status"], name="claim_status_idx")]
+        indexes = [
+            models.Index(fields=["status"], name="claim_status_idx"),
+            # Lists and the API's cursor walk claims newest first: without it, a page of 50
+            # sorted every claim (on disk, at 100,000).
+            models.Index(fields=["-created", "-id"], name="claim_newest_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"claim {self.pk} on {self.target_id}"

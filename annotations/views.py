@@ -31,7 +31,15 @@ from annotations.rendering import markdown_render_many
 from annotations.services import ClaimError
 from jobs.selectors import Thumbnail, neuron_thumbnails
 from neurons.models import Model, Neuron
-from neurons.references import REF_RE, BadReference, resolve, resolve_anywhere
+from neurons.references import (
+    REF_RE,
+    BadReference,
+    find_layer,
+    find_model,
+    parse,
+    resolve,
+    resolve_anywhere,
+)
 
 PAGE_SIZE = 50
 
@@ -410,12 +418,20 @@ def _named(text: str, model: str | None) -> tuple[list[Neuron], str]:
     try:
         return resolve_anywhere(text, model=model), ""
     except BadReference as exc:
-        if not model or "/" in text:
-            return [], str(exc)
+        if not model or "/" in text or _has_layer(model, text):
+            return [], str(exc)  # e.g. an index out of range: that model's, said so
         try:
             return resolve_anywhere(text), ""
         except BadReference:
             return [], str(exc)
+
+
+def _has_layer(model: str, text: str) -> bool:
+    try:
+        find_layer(find_model(model), parse(text).layer)
+    except BadReference:
+        return False
+    return True
 
 
 @require_GET
@@ -476,6 +492,11 @@ def list_index(request: HttpRequest) -> HttpResponse:
 @require_POST
 def list_new(request: HttpRequest) -> HttpResponse:
     try:
+        if request.POST.get("neuron"):  # its first entry, checked before the list is made
+            try:
+                resolve(request.POST["neuron"][:200])
+            except BadReference as exc:
+                raise ValidationError({"neuron": str(exc)}) from None
         created = lists.list_create(
             owner=request.user,
             title=request.POST.get("title", ""),
@@ -536,7 +557,7 @@ def list_add(request: HttpRequest, pk: int) -> HttpResponse:
 def list_add_any(request: HttpRequest) -> HttpResponse:
     """A neuron page's form: the list is a field (``list``), not in the address."""
     pk = request.POST.get("list", "")
-    if not pk.isdigit():
+    if not (pk.isascii() and pk.isdigit() and len(pk) < 12):
         raise Http404("choose one of your lists")
     return list_add(request, int(pk))
 

@@ -479,23 +479,21 @@ def _lists_import(*, document: Mapping[str, Any], people: _People, report: Impor
             report.lists_created += 1
         have = set(neuron_list.entries.values_list("neuron_id", flat=True))
         for number, entry in enumerate(data["entries"]):
-            neuron = _target(
-                {"target": entry["ref"]}, f"{path}.entries.{number}", document["model"]
-            )
+            neuron = _target(entry, f"{path}.entries.{number}", document["model"], "ref")
             if neuron.pk not in have:
                 ListEntry.objects.create(neuron_list=neuron_list, neuron=neuron, note=entry["note"])
                 have.add(neuron.pk)
                 report.list_entries += 1
 
 
-def _target(data: Mapping[str, Any], path: str, model: str) -> Neuron:
+def _target(data: Mapping[str, Any], path: str, model: str, field: str = "target") -> Neuron:
     try:
-        target = resolve(data["target"])
+        target = resolve(data[field])
     except BadReference as exc:
-        raise _refused(f"{path}.target", exc) from None
+        raise _refused(f"{path}.{field}", exc) from None
     if target.layer.model.slug != model:
         raise ValidationError(
-            {f"{path}.target": f"{target.ref} is not a neuron of {model}, the document's model"}
+            {f"{path}.{field}": f"{target.ref} is not a neuron of {model}, the document's model"}
         )
     return target
 

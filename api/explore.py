@@ -1,5 +1,6 @@
 """Explorations over the API: send an image (or name a corpus image), poll, read which
-channels of every layer fire on it. Private: each is its uploader's (and staff's)."""
+channels of every layer fire on it. Each is shown to its uploader (and staff) only; its
+image file sits at an address nobody can guess."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from api.catalog import _neuron_api_path
 from jobs.explore import exploration_get, exploration_request, upload_delete
 from jobs.models import Exploration
 from jobs.selectors import exploration_page
+from jobs.uploads import upload_read
 from neurons.references import BadReference, find_model
 
 
@@ -54,14 +56,16 @@ class ExplorationSerializer(serializers.Serializer):
     image = serializers.CharField(help_text="the stored image (upright, RGB, no metadata)")
     status = serializers.ChoiceField(choices=["queued", "running", "done", "failed", "cancelled"])
     error = serializers.CharField()
-    layers = ExplorationLayerSerializer(many=True, help_text="empty until done")
+    layers = ExplorationLayerSerializer(
+        many=True, help_text="empty until done, and in lists (read the item)"
+    )
     api_url = serializers.CharField()
 
 
-def _body(request: Request, exploration: Exploration) -> dict[str, Any]:
+def _body(request: Request, exploration: Exploration, *, layers: bool = True) -> dict[str, Any]:
     absolute = request.build_absolute_uri
-    layers = []
-    if exploration.result:
+    found: list[dict[str, Any]] = []
+    if exploration.result and layers:
         page = exploration_page(exploration)
         for row in page["rows"]:
             channels = []
@@ -79,7 +83,7 @@ def _body(request: Request, exploration: Exploration) -> dict[str, Any]:
                     }
                 )
             name = row["layer"].name if row["layer"] else row["alias"]
-            layers.append({"layer": name, "alias": row["alias"], "channels": channels})
+            found.append({"layer": name, "alias": row["alias"], "channels": channels})
     job = exploration.job
     return {
         "id": exploration.pk,
@@ -87,7 +91,7 @@ def _body(request: Request, exploration: Exploration) -> dict[str, Any]:
         "image": absolute(exploration.upload.url),
         "status": exploration.status,
         "error": job.error if job is not None and not exploration.result else "",
-        "layers": layers,
+        "layers": found,
         "api_url": reverse("api-exploration", args=[exploration.pk], request=request),
     }
 
@@ -127,7 +131,7 @@ class ExplorationListApi(generics.GenericAPIView):
             exploration = exploration_request(
                 owner=request.user,
                 model=model,
-                data=image.read() if image is not None else None,
+                data=upload_read(image) if image is not None else None,
                 name=image.name if image is not None else "",
                 corpus_image=fields.get("corpus_image", ""),
             )
@@ -138,13 +142,14 @@ class ExplorationListApi(generics.GenericAPIView):
     @extend_schema(
         operation_id="explorations_list",
         responses=ExplorationSerializer(many=True),
-        description="Your newest 100 explorations.",
+        description="Your newest 100 explorations, without their layers (read each one's "
+        "`api_url` for them).",
     )
     def get(self, request: Request) -> Response:
         found = Exploration.objects.filter(upload__owner=request.user).select_related(
             "upload", "model", "job"
         )[:100]
-        return Response([_body(request, exploration) for exploration in found])
+        return Response([_body(request, exploration, layers=False) for exploration in found])
 
 
 class ExplorationDetailApi(generics.GenericAPIView):

@@ -14,10 +14,9 @@ from rest_framework.reverse import reverse
 
 from api.pagination import Cursor
 from jobs import kinds, selectors
-from jobs.lifecycle import render_job_cancel
+from jobs.lifecycle import CANCEL_REFUSED, render_job_cancel
 from jobs.models import RenderJob
 from jobs.planning import RenderPlan, render_request_neuron
-from jobs.views import CANCEL_REFUSED
 from neurons.models import Neuron
 from neurons.references import BadReference, find_model, resolve
 

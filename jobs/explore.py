@@ -3,6 +3,7 @@ like artifacts and computed by a worker (``jobs.executors.explore``). Torch-free
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -15,7 +16,7 @@ from django.http import Http404
 import render
 from jobs import params
 from jobs.apps import EXPLORATION_KIND
-from jobs.models import Exploration, Upload, artifact_key
+from jobs.models import Exploration, RenderJob, Upload, artifact_key
 from jobs.planning import render_job_create
 from jobs.uploads import image_check
 from neurons.models import Model
@@ -28,7 +29,8 @@ __all__ = [
     "upload_delete",
 ]
 
-TOP = 8  # channels per layer (jobs.executors.explore.TOP)
+TOP = 8  # channels per layer (jobs.executors.explore reads it)
+MAX_ACTIVE = 5  # a researcher's explorations waiting for a worker at once
 
 
 def corpus_images() -> list[str]:
@@ -46,17 +48,22 @@ def _corpus_bytes(name: str) -> bytes:
     return (root / Path(name).name).read_bytes()
 
 
-def _upload(*, owner: AbstractBaseUser, data: bytes, name: str) -> Upload:
+def _upload(*, owner: AbstractBaseUser, data: bytes, name: str) -> tuple[Upload, str]:
+    """The owner's upload of this picture: found again by its sha256, or stored under a
+    name nobody can guess (its own, even for a picture another researcher uploaded too).
+    Also the name of the file it wrote, if it wrote one ("" else)."""
     checked = image_check(data)
     found = Upload.objects.filter(owner=owner, sha256=checked.sha256).first()
     if found is not None:
-        return found
-    stored = f"uploads/{checked.sha256[:2]}/{checked.sha256}.png"  # one file per picture
-    if not default_storage.exists(stored):
-        stored = default_storage.save(stored, ContentFile(checked.content))
+        if not default_storage.exists(found.file):  # lost from storage: put it back
+            default_storage.save(found.file, ContentFile(checked.content))
+        return found, ""
+    stored = default_storage.save(
+        f"uploads/{secrets.token_hex(16)}.png", ContentFile(checked.content)
+    )
     try:
         with transaction.atomic():
-            return Upload.objects.create(
+            created = Upload.objects.create(
                 owner=owner,
                 name=name[:200] or "image",
                 file=stored,
@@ -64,8 +71,16 @@ def _upload(*, owner: AbstractBaseUser, data: bytes, name: str) -> Upload:
                 width=checked.width,
                 height=checked.height,
             )
-    except IntegrityError:  # the same upload, twice at once
-        return Upload.objects.get(owner=owner, sha256=checked.sha256)
+            return created, stored
+    except IntegrityError:  # the same upload, twice at once: keep the other one
+        default_storage.delete(stored)
+        return Upload.objects.get(owner=owner, sha256=checked.sha256), ""
+
+
+def _active(owner: AbstractBaseUser) -> int:
+    return Exploration.objects.filter(
+        upload__owner=owner, result={}, job__status__in=RenderJob.ACTIVE
+    ).count()
 
 
 def exploration_request(
@@ -78,38 +93,52 @@ def exploration_request(
 ) -> Exploration:
     """Store the image (an upload's bytes, or a corpus image by name) and ask a worker which
     channels fire on it; the same image and model again return the same exploration.
-    Raises ValidationError (field: message) on bad input."""
+    All of it or nothing. Raises ValidationError (field: message) on bad input."""
     if not model.has_weights:
         raise ValidationError({"model": catalog.missing_message(catalog.get(model.slug))})
     if (data is None) == (not corpus_image):
         raise ValidationError({"image": "send an image, or name one of the corpus"})
     if corpus_image:
         data, name = _corpus_bytes(corpus_image), corpus_image
-    upload = _upload(owner=owner, data=data or b"", name=name)
-    key = artifact_key(
-        kind=EXPLORATION_KIND,
-        image_sha256=upload.sha256,
-        model=model.slug,
-        weights_sha256=model.weights_sha256,
-        top=TOP,
-        code_version=render.CODE_VERSION,
-    )
-    with transaction.atomic():
-        exploration, created = Exploration.objects.get_or_create(
-            upload=upload, model=model, defaults={"key": key}
-        )
-        stale = exploration.key != key  # new weights or code since: computed again
-        failed = not exploration.result and exploration.status == "failed"
-        if created or stale or failed:
-            exploration.key, exploration.result = key, {}
-            exploration.job = render_job_create(
-                model=model,
-                layer=None,
+    written = ""
+    try:
+        with transaction.atomic():
+            upload, written = _upload(owner=owner, data=data or b"", name=name)
+            key = artifact_key(
                 kind=EXPLORATION_KIND,
-                params={"exploration": exploration.pk},
-                requested_by=owner,
+                image_sha256=upload.sha256,
+                model=model.slug,
+                weights_sha256=model.weights_sha256,
+                top=TOP,
+                code_version=render.CODE_VERSION,
             )
-            exploration.save(update_fields=["key", "result", "job"])
+            exploration, created = Exploration.objects.select_for_update().get_or_create(
+                upload=upload, model=model, defaults={"key": key}
+            )
+            stale = exploration.key != key  # new weights or code since: computed again
+            # No result, and no job on its way (failed, cancelled, or gone): asked again.
+            idle = not exploration.result and (
+                exploration.job is None or not exploration.job.is_active
+            )
+            if created or stale or idle:
+                if _active(owner) >= MAX_ACTIVE:
+                    raise ValidationError(
+                        {"image": f"{MAX_ACTIVE} of your explorations are still running; "
+                         "ask again when one is done"}
+                    )  # fmt: skip
+                exploration.key, exploration.result = key, {}
+                exploration.job = render_job_create(
+                    model=model,
+                    layer=None,
+                    kind=EXPLORATION_KIND,
+                    params={"exploration": exploration.pk},
+                    requested_by=owner,
+                )
+                exploration.save(update_fields=["key", "result", "job"])
+    except BaseException:  # nothing stored: not the file either
+        if written:
+            default_storage.delete(written)
+        raise
     return exploration
 
 
@@ -124,11 +153,10 @@ def exploration_get(*, pk: int, viewer: AbstractBaseUser) -> Exploration:
 
 
 def upload_delete(*, upload: Upload, viewer: AbstractBaseUser) -> None:
-    """Delete an upload, its file and its explorations: its owner only."""
+    """Delete an upload, its file (its own) and its explorations: its owner only."""
     if upload.owner_id != viewer.pk:
         raise PermissionDenied("only its uploader may delete an image")
     name = upload.file
     with transaction.atomic():
         upload.delete()
-        if not Upload.objects.filter(file=name).exists():
-            transaction.on_commit(lambda: default_storage.delete(name))
+        transaction.on_commit(lambda: default_storage.delete(name))

@@ -19,6 +19,7 @@ from jobs import tasks
 from jobs.models import RenderJob
 
 __all__ = [
+    "CANCEL_REFUSED",
     "ClaimOutcome",
     "render_job_beat",
     "render_job_cancel",
@@ -131,6 +132,12 @@ def render_job_finish(*, job_id: int, error: str = "") -> None:
     if not error:
         updates["progress_done"] = F("progress_total")
     RenderJob.objects.filter(id=job_id, status__in=RenderJob.ACTIVE).update(**updates)
+
+
+CANCEL_REFUSED = (
+    "only who asked for a job, or staff, may cancel it, and only jobs people ask for "
+    "(claims' evidence is not)"
+)
 
 
 def render_job_cancel(*, job_id: int, by: str) -> bool:

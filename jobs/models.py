@@ -274,7 +274,8 @@ class Exploration(models.Model):
 
     @property
     def status(self) -> str:
-        """done once stored; else its job's status (queued, running, failed)."""
+        """done once stored; else its job's status (queued, running, failed, cancelled), or
+        queued when it has no job (its job was deleted: asking again queues one)."""
         if self.result:
             return "done"
         return self.job.status if self.job is not None else "queued"

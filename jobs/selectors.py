@@ -550,7 +550,7 @@ class Fired:
 
 def exploration_page(exploration: Exploration) -> dict[str, Any]:
     """What an exploration's page shows: per layer, its top channels with their neurons,
-    pictures and labels (three queries, whatever the model)."""
+    pictures and labels (four queries, whatever the model)."""
     result = exploration.result
     layers = {layer.name: layer for layer in exploration.model.layers.all()}
     wanted = Q()

@@ -13,14 +13,18 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["Checked", "image_check"]
+__all__ = ["Checked", "image_check", "upload_read"]
 
-FORMATS = ("JPEG", "PNG", "WEBP")
+FORMATS = ("JPEG", "PNG", "WEBP")  # the only parsers that ever read an upload
+# MPO: a JPEG with a second frame, as phone cameras write them (Pillow's JPEG parser reads
+# it); its first frame is the picture.
+ACCEPTED = (*FORMATS, "MPO")
 STORED_SIDE = 512  # the stored copy's longer side at most: explorations see the model's size
 
 
@@ -36,6 +40,15 @@ def _refuse(message: str) -> ValidationError:
     return ValidationError({"image": message})
 
 
+def upload_read(upload: Any) -> bytes:
+    """An uploaded file's bytes, refused from its size before it is read (Django spools a
+    large body to disk; this keeps it out of memory)."""
+    limit = settings.MICROSCOPE_UPLOAD_MAX_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise _refuse(f"the file is {upload.size:,} bytes; the limit is {limit:,}")
+    return upload.read(limit + 1)
+
+
 def image_check(data: bytes) -> Checked:
     """The upload, checked and normalized; raises ValidationError on the field ``image``."""
     limit = settings.MICROSCOPE_UPLOAD_MAX_BYTES
@@ -47,8 +60,8 @@ def image_check(data: bytes) -> Checked:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if image.format not in FORMATS:
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+                if image.format not in ACCEPTED:
                     raise _refuse(f"a {image.format} image; send JPEG, PNG or WebP")
                 width, height = image.size
                 if width * height > pixels:

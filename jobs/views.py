@@ -12,10 +12,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from jobs import selectors
 from jobs.explore import corpus_images, exploration_get, exploration_request, upload_delete
-from jobs.lifecycle import render_job_cancel
+from jobs.lifecycle import CANCEL_REFUSED, render_job_cancel
 from jobs.models import OBJECTIVE_BY_KIND, ArtifactKind, Upload
 from jobs.planning import FEATUREVIS_KINDS, render_request_neuron
 from jobs.selectors import exploration_page
+from jobs.uploads import upload_read
 from neurons import selectors as catalog
 
 
@@ -60,12 +61,6 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/job_list.html", {"jobs": jobs})
 
 
-CANCEL_REFUSED = (
-    "only who asked for a job, or staff, may cancel it, and only jobs people ask for "
-    "(claims' evidence is not)"
-)
-
-
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
@@ -97,7 +92,7 @@ def explore(request: HttpRequest) -> HttpResponse:
             exploration = exploration_request(
                 owner=request.user,
                 model=model,
-                data=upload.read() if upload is not None else None,
+                data=upload_read(upload) if upload is not None else None,
                 name=upload.name if upload is not None else "",
                 corpus_image=request.POST.get("corpus_image", ""),
             )

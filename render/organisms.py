@@ -164,8 +164,8 @@ BRANCH_ENDS = ("_1x1", "_3x3", "_5x5", "_pool_reduce")
 def _branches(model: nn.Module, path: str) -> int:
     """Parallel paths of an Inception-style block: its children named ``branch*``
     (torchvision's), or, in lucent's InceptionV1, whose blocks only concatenate, the
-    network's ``<block>_1x1``, ``_3x3``, ``_5x5`` and ``_pool_reduce`` convolutions. 1 for
-    a plain block."""
+    network's modules named ``<block>_1x1``, ``_3x3``, ``_5x5`` and ``_pool_reduce`` (its
+    branches' last layers). 1 for a plain block."""
     module = model.get_submodule(path)
     explicit = [name for name, _ in module.named_children() if name.startswith("branch")]
     if explicit:

@@ -79,5 +79,6 @@ def explore_run(*, job: RenderJob, progress: Progress) -> None:
             raise RenderFailure("the uploaded image was deleted") from None
         layers = explore(loaded.model, loaded.organism, image, top=TOP)
         result = result_of(layers, loaded.organism.input_size)
-    Exploration.objects.filter(pk=exploration.pk).update(result=result)
+    # Not over a newer request's key (new weights meanwhile): that one is computed again.
+    Exploration.objects.filter(pk=exploration.pk, key=exploration.key).update(result=result)
     progress(1, 1)

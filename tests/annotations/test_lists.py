@@ -59,10 +59,9 @@ def test_a_researcher_keeps_a_list_from_neuron_pages_and_shares_its_link(
         == 403
     )
     assert intruder.post(f"/lists/{curves.pk}/edit/", {"delete": "1"}).status_code == 403
-    assert (
-        intruder.post("/lists/add/", {"list": "x", "neuron": "inceptionv1/4c:447"}).status_code
-        == 404
-    )
+    for odd in ("x", "\u00b2", "9" * 5000):
+        response = intruder.post("/lists/add/", {"list": odd, "neuron": "inceptionv1/4c:447"})
+        assert response.status_code == 404, odd
     assert ListEntry.objects.count() == 3
 
     page.post(f"/lists/{curves.pk}/remove/", {"neuron": "mobilenet_v2/f10:3"})
@@ -144,5 +143,5 @@ def test_lists_travel_in_exports_and_merge_by_uid(
     document["lists"][0]["entries"].append({"ref": "mobilenet_v2/f10:3", "note": ""})
     wrong = client_for(staff).post("/api/v1/import/", document, format="json")
     assert wrong.status_code == 400
-    assert "lists.0.entries.3.target" in wrong.json()["error"]["fields"]
+    assert "lists.0.entries.3.ref" in wrong.json()["error"]["fields"]
     assert ListEntry.objects.count() == 3  # all or nothing

@@ -60,7 +60,7 @@ def test_an_upload_is_read_by_its_content_turned_upright_and_stripped(settings: 
             image_check(data)
         return caught.value.message_dict["image"][0]
 
-    assert "send JPEG, PNG or WebP" in refused(encoded(tall, "GIF"))
+    assert "not an image this site reads (JPEG, PNG or WebP)" in refused(encoded(tall, "GIF"))
     assert "not an image" in refused(b"<svg onload=alert(1)>")
     assert "empty" in refused(b"")
     assert "could not be decoded" in refused(encoded(tall, "PNG")[:60])
@@ -190,3 +190,49 @@ def test_an_uploader_deletes_their_image_and_its_explorations(
     assert response.status_code == 302
     assert not Upload.objects.exists() and not Exploration.objects.exists()
     assert not default_storage.exists(upload.file)
+
+
+def test_a_phone_s_jpeg_is_read_and_an_oversized_one_refused_before_it_is_read(
+    ada: Client, mobilenet: Model, settings: Settings, django_capture_on_commit_callbacks: Callable
+) -> None:
+    first, second = Image.new("RGB", (32, 24), "blue"), Image.new("RGB", (32, 24), "red")
+    mpo = encoded(first, "MPO", save_all=True, append_images=[second])
+    assert Image.open(io.BytesIO(mpo)).format == "MPO"  # what cameras write as .jpg
+    assert image_check(mpo).width == 32
+    settings.MICROSCOPE_UPLOAD_MAX_BYTES = 1000
+    big = io.BytesIO(b"\xff" * 5000)
+    big.name = "big.jpg"
+    with django_capture_on_commit_callbacks(execute=False):
+        response = ada.post("/explore/", {"model": "mobilenet_v2", "image": big})
+    assert response.status_code == 400 and b"the file is 5,000 bytes; the limit is 1,000" in (
+        response.content
+    )
+    assert not Upload.objects.exists()
+
+
+def test_two_researchers_same_photo_have_their_own_files(
+    ada: Client, mobilenet: Model, bob: User, django_capture_on_commit_callbacks: Callable
+) -> None:
+    other = Client()
+    other.force_login(bob)
+    with django_capture_on_commit_callbacks(execute=False):
+        for client in (ada, other):
+            client.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0005.jpg"})
+    mine, theirs = Upload.objects.order_by("pk")
+    assert mine.sha256 == theirs.sha256 and mine.file != theirs.file  # unguessable, each own
+    with django_capture_on_commit_callbacks(execute=True):
+        ada.post(f"/explore/uploads/{mine.pk}/delete/")
+    assert not default_storage.exists(mine.file) and default_storage.exists(theirs.file)
+
+
+def test_a_researcher_has_a_few_explorations_running_at_most(
+    ada: Client, mobilenet: Model, django_capture_on_commit_callbacks: Callable
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        for number in range(1, 6):
+            ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": f"00{number:02d}.jpg"})
+        refused = ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0006.jpg"})
+    assert refused.status_code == 400 and b"5 of your explorations are still running" in (
+        refused.content
+    )
+    assert Upload.objects.count() == 5 and Exploration.objects.count() == 5  # nothing stored

@@ -121,8 +121,21 @@ def test_a_researcher_uploads_a_photo_and_follows_a_neuron_that_fires_on_it(
     first = page.locator("#layer-f10 a.fire").first
     href = first.get_attribute("href")
     assert href.startswith("/models/mobilenet_v2/features_10/")
+    # Someone claims what the neuron is: its label shows on its tile here.
+    from annotations.services import claim_create
+    from neurons.references import resolve
+
+    index = int(href.rstrip("/").rsplit("/", 1)[1])
+    claim_create(
+        author=User.objects.get(username="uma"), target=resolve(f"mobilenet_v2/f10:{index}"),
+        kind="feature", label="dog snout detector", argument="Snouts in its top examples.",
+    )  # fmt: skip
+    page.reload()
+    first = page.locator("#layer-f10 a.fire").first
+    assert first.locator(".tile-label").inner_text() == "dog snout detector"
     first.click()
     page.wait_for_url(f"{live_server.url}{href}")
+    assert page.inner_text("#neuron-label") == "dog snout detector"
     page.goto(f"{live_server.url}/explore/")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#uploads button[type=submit]")

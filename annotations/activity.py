@@ -5,22 +5,19 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from annotations import selectors
 from annotations.models import Claim, Evidence, Review
 
 RECENT = 8
 
 
-def _claims() -> QuerySet[Claim]:
-    return Claim.objects.filter(hidden=False, current_revision__isnull=False).select_related(
-        "target__layer__model", "author__profile", "current_revision"
-    )
+def _claims(*, model: str | None = None) -> QuerySet[Claim]:
+    """Claims as a visitor sees them (the claims page's rule), with a revision to show."""
+    return selectors.claim_list(model=model).filter(current_revision__isnull=False)
 
 
 def recent_claims(*, model: str | None = None, limit: int = RECENT) -> list[Claim]:
-    claims = _claims()
-    if model:
-        claims = claims.filter(target__layer__model__slug=model)
-    return list(claims.order_by("-created", "-id")[:limit])
+    return list(_claims(model=model).order_by("-created", "-id")[:limit])
 
 
 def recent_reviews(*, limit: int = RECENT) -> list[Review]:

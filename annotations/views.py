@@ -30,6 +30,7 @@ from annotations.models import Claim, Comment, Kind, NeuronList, Review, Role, S
 from annotations.rendering import markdown_render_many
 from annotations.services import ClaimError
 from jobs.selectors import Thumbnail, neuron_thumbnails
+from neurons.labels import Label
 from neurons.models import Model, Neuron
 from neurons.references import (
     REF_RE,
@@ -63,6 +64,17 @@ def _cards(target: Neuron, components: list[tuple[Neuron, float]]) -> tuple[Card
         factor = "" if magnitude == "1" else f"{magnitude} \N{MULTIPLICATION SIGN}"
         cards.append(Card(neuron, thumbnails.get(neuron.pk, Thumbnail()), sign, factor))
     return Card(target, thumbnails.get(target.pk, Thumbnail())), cards
+
+
+def _labelled_cards(neurons: list[Neuron]) -> list[tuple[Card, Label | None]]:
+    """Each neuron's card (its picture) and its label, for search and list pages; two
+    queries."""
+    thumbnails = neuron_thumbnails(neurons=neurons)
+    labels = selectors.neuron_labels(neurons)
+    return [
+        (Card(neuron, thumbnails.get(neuron.pk, Thumbnail())), labels.get(neuron.pk))
+        for neuron in neurons
+    ]
 
 
 def _forbidden_or_400(error: ClaimError) -> None:
@@ -447,13 +459,8 @@ def search(request: HttpRequest) -> HttpResponse:
     hits = []
     if text and not candidates:
         found = selectors.neuron_search(text=text, viewer=request.user)
-        neurons = [hit.neuron for hit in found]
-        thumbnails = neuron_thumbnails(neurons=neurons)
-        labels = selectors.neuron_labels(neurons)
-        hits = [
-            (hit, thumbnails.get(hit.neuron.pk, Thumbnail()), labels.get(hit.neuron.pk))
-            for hit in found
-        ]
+        cards = _labelled_cards([hit.neuron for hit in found])
+        hits = [(hit, card, label) for hit, (card, label) in zip(found, cards, strict=True)]
     context = {"q": text, "error": error, "candidates": candidates, "hits": hits}
     return render(request, "annotations/search.html", context)
 
@@ -464,14 +471,9 @@ def search(request: HttpRequest) -> HttpResponse:
 def _list_page(
     request: HttpRequest, neuron_list: NeuronList, errors: dict | None = None
 ) -> HttpResponse:
-    found = list(lists.entries(neuron_list=neuron_list))
-    neurons = [entry.neuron for entry in found]
-    thumbnails = neuron_thumbnails(neurons=neurons)
-    labels = selectors.neuron_labels(neurons)
-    rows = [
-        (entry, thumbnails.get(entry.neuron_id, Thumbnail()), labels.get(entry.neuron_id))
-        for entry in found
-    ]
+    found = lists.entries(neuron_list=neuron_list)
+    cards = _labelled_cards([entry.neuron for entry in found])
+    rows = [(entry, card, label) for entry, (card, label) in zip(found, cards, strict=True)]
     context = {
         "neuron_list": neuron_list,
         "rows": rows,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -127,16 +126,13 @@ class ExplorationListApi(generics.GenericAPIView):
         except BadReference as exc:
             raise serializers.ValidationError({"model": [str(exc)]}) from None
         image = fields.get("image")
-        try:
-            exploration = exploration_request(
-                owner=request.user,
-                model=model,
-                data=upload_read(image) if image is not None else None,
-                name=image.name if image is not None else "",
-                corpus_image=fields.get("corpus_image", ""),
-            )
-        except ValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from None
+        exploration = exploration_request(  # its ValidationError: a 400 (api.errors)
+            owner=request.user,
+            model=model,
+            data=upload_read(image) if image is not None else None,
+            name=image.name if image is not None else "",
+            corpus_image=fields.get("corpus_image", ""),
+        )
         return Response(_body(request, exploration), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(

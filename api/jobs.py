@@ -7,14 +7,13 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api.pagination import Cursor
 from jobs import kinds, selectors
-from jobs.lifecycle import CANCEL_REFUSED, render_job_cancel
+from jobs.lifecycle import render_job_cancel_by
 from jobs.models import RenderJob
 from jobs.planning import RenderPlan, render_request_neuron
 from neurons.models import Neuron
@@ -173,9 +172,6 @@ class RenderJobCancelApi(generics.GenericAPIView):
     )
     def post(self, request: Request, job_id: int) -> Response:
         job = selectors.render_job_get(job_id=job_id)
-        if job.is_active:
-            if not job.cancellable_by(request.user):
-                raise PermissionDenied(CANCEL_REFUSED)
-            render_job_cancel(job_id=job.pk, by=request.user.get_username())
+        if render_job_cancel_by(job=job, user=request.user):  # refused: a 403 (api.errors)
             job = selectors.render_job_get(job_id=job_id)
         return Response(RenderJobSerializer(job, context={"request": request}).data)

@@ -1,14 +1,13 @@
-"""Lists of neurons over the API: anyone reads them, their owner writes them."""
+"""Lists of neurons over the API: anyone reads them, their owner writes them. The
+services' refusals (ValidationError, PermissionDenied) become 400 and 403 in
+``api.errors.exception_handler``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -63,16 +62,6 @@ def _body(request: Request, neuron_list: NeuronList) -> dict[str, Any]:
     }
 
 
-def _written(work: Any) -> Any:
-    """Run a service call; its refusals become the API's 400 and 403."""
-    try:
-        return work()
-    except ValidationError as exc:
-        raise serializers.ValidationError(exc.message_dict) from None
-    except DjangoPermissionDenied as exc:
-        raise PermissionDenied(str(exc)) from None
-
-
 class ListListApi(generics.GenericAPIView):
     pagination_class = None  # the 50 most recently updated
 
@@ -91,7 +80,7 @@ class ListListApi(generics.GenericAPIView):
     def post(self, request: Request) -> Response:
         data = ListSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        created = _written(lambda: lists.list_create(owner=request.user, **data.validated_data))
+        created = lists.list_create(owner=request.user, **data.validated_data)
         return Response(_body(request, created), status=status.HTTP_201_CREATED)
 
 
@@ -106,13 +95,13 @@ class ListDetailApi(generics.GenericAPIView):
         data = ListSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         fields = {k: v for k, v in data.validated_data.items() if k in ("title", "description")}
-        _written(lambda: lists.list_edit(neuron_list=neuron_list, editor=request.user, **fields))
+        lists.list_edit(neuron_list=neuron_list, editor=request.user, **fields)
         return Response(_body(request, lists.list_get(pk=pk)))
 
     @extend_schema(operation_id="lists_destroy", responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         neuron_list = lists.list_get(pk=pk)
-        _written(lambda: lists.list_delete(neuron_list=neuron_list, editor=request.user))
+        lists.list_delete(neuron_list=neuron_list, editor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -140,11 +129,7 @@ class ListEntriesApi(generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         neuron = _neuron(data.validated_data["neuron"])
         note = data.validated_data["note"]
-        _written(
-            lambda: lists.entry_add(
-                neuron_list=neuron_list, editor=request.user, neuron=neuron, note=note
-            )
-        )
+        lists.entry_add(neuron_list=neuron_list, editor=request.user, neuron=neuron, note=note)
         return Response(_body(request, lists.list_get(pk=pk)), status=status.HTTP_201_CREATED)
 
 
@@ -157,7 +142,5 @@ class ListEntryRemoveApi(generics.GenericAPIView):
         data = EntryRemoveInput(data=request.data)
         data.is_valid(raise_exception=True)
         neuron = _neuron(data.validated_data["neuron"])
-        _written(
-            lambda: lists.entry_remove(neuron_list=neuron_list, editor=request.user, neuron=neuron)
-        )
+        lists.entry_remove(neuron_list=neuron_list, editor=request.user, neuron=neuron)
         return Response(_body(request, lists.list_get(pk=pk)))

@@ -33,9 +33,14 @@ TOP = 8  # channels per layer (jobs.executors.explore reads it)
 MAX_ACTIVE = 5  # a researcher's explorations waiting for a worker at once
 
 
+def _corpus_root() -> Path:
+    """The corpus the neuron pages' examples are swept from."""
+    return params.corpus_path(params.examples_params()["corpus"])
+
+
 def corpus_images() -> list[str]:
     """The demo corpus's images, by name, for the page's picker."""
-    root = params.corpus_path(params.examples_params()["corpus"])
+    root = _corpus_root()
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
@@ -44,8 +49,7 @@ def corpus_images() -> list[str]:
 def _corpus_bytes(name: str) -> bytes:
     if name not in set(corpus_images()):  # names only from the list: no path in it
         raise ValidationError({"corpus_image": f"{name[:80]!r} is not an image of the corpus"})
-    root = params.corpus_path(params.examples_params()["corpus"])
-    return (root / Path(name).name).read_bytes()
+    return (_corpus_root() / Path(name).name).read_bytes()
 
 
 def _upload(*, owner: AbstractBaseUser, data: bytes, name: str) -> tuple[Upload, str]:

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -19,10 +20,10 @@ from jobs import tasks
 from jobs.models import RenderJob
 
 __all__ = [
-    "CANCEL_REFUSED",
     "ClaimOutcome",
     "render_job_beat",
     "render_job_cancel",
+    "render_job_cancel_by",
     "render_job_claim",
     "render_job_enqueue",
     "render_job_finish",
@@ -138,6 +139,14 @@ CANCEL_REFUSED = (
     "only who asked for a job, or staff, may cancel it, and only jobs people ask for "
     "(claims' evidence is not)"
 )
+
+
+def render_job_cancel_by(*, job: RenderJob, user: Any) -> bool:
+    """Cancel ``job`` as ``user`` (its page's button and the API); False if it had ended.
+    Raises PermissionDenied when ``user`` may not cancel it."""
+    if job.is_active and not job.cancellable_by(user):
+        raise PermissionDenied(CANCEL_REFUSED)
+    return render_job_cancel(job_id=job.pk, by=user.get_username())
 
 
 def render_job_cancel(*, job_id: int, by: str) -> bool:

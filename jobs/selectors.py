@@ -359,7 +359,7 @@ def neuron_weights(*, neuron: Neuron) -> NeuronWeights:
             indices = [index for found, index in wanted if found == layer_id]
             query |= Q(layer_id=layer_id, index__in=indices)
         for found in Neuron.objects.filter(query):
-            found.layer = next(x for x in layers if x.pk == found.layer_id)
+            found.layer = layers_by_pk[found.layer_id]
             neurons[(found.layer_id, found.index)] = found
     thumbnails = neuron_thumbnails(neurons=neurons.values())
     labels = labels_of(neurons.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from jobs import selectors
 from jobs.explore import corpus_images, exploration_get, exploration_request, upload_delete
-from jobs.lifecycle import CANCEL_REFUSED, render_job_cancel
+from jobs.lifecycle import render_job_cancel_by
 from jobs.models import OBJECTIVE_BY_KIND, ArtifactKind, Upload
 from jobs.planning import FEATUREVIS_KINDS, render_request_neuron
 from jobs.selectors import exploration_page
@@ -66,9 +66,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     """Cancel a queued or running job (its requester, or staff); back to where the button was."""
     job = selectors.render_job_get(job_id=job_id)
-    if not job.cancellable_by(request.user) and job.is_active:
-        raise PermissionDenied(CANCEL_REFUSED)
-    if render_job_cancel(job_id=job.pk, by=request.user.get_username()):
+    if render_job_cancel_by(job=job, user=request.user):
         messages.info(request, f"Job {job.pk} cancelled; what it rendered is kept.")
     else:
         messages.info(request, f"Job {job.pk} had ended already ({job.status}).")

@@ -3,7 +3,6 @@ channels of each stored with their activation maps as heat maps."""
 
 from __future__ import annotations
 
-import base64
 import io
 from typing import Any
 
@@ -12,6 +11,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from jobs import worker
+from jobs.executors import png_data_uri
 from jobs.explore import TOP
 from jobs.kinds import Progress, RenderFailure
 from jobs.models import Exploration, RenderJob
@@ -29,7 +29,7 @@ def heatmap_uri(values: np.ndarray) -> str:
     rgba[..., 3] = alpha
     buffer = io.BytesIO()
     Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return png_data_uri(buffer.getvalue())
 
 
 def result_of(layers: list[LayerFiring], input_size: int) -> dict[str, Any]:

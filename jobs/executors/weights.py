@@ -5,13 +5,13 @@ input there); where the corpus is not on the worker, the kernel itself (its sum'
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import numpy as np
 import torch
 
 from jobs import params, storage, worker
+from jobs.executors import png_data_uri
 from jobs.kinds import Progress, RenderFailure
 from jobs.models import Artifact, ArtifactKind, RenderJob, artifact_key
 from jobs.params import INPUTS
@@ -34,10 +34,6 @@ from render.weights import (
 HEATMAP_PX = 48
 SIGN_IMAGES = 32  # corpus images (evenly spaced by name) the signs are measured on
 SIGN_TOP = 8  # of those, each upper neuron's most active, where its peak is read
-
-
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def weights_data(
@@ -74,7 +70,7 @@ def weights_data(
                 "skip": c.channel == skip,
                 "contribution": float(c.drawn.sum(dtype=np.float64)),
                 "kernel": np.round(c.kernel.astype(np.float64), 6).tolist(),
-                "heatmap": _data_uri(heatmap_png(c.drawn, HEATMAP_PX, vmax=vmax or None)),
+                "heatmap": png_data_uri(heatmap_png(c.drawn, HEATMAP_PX, vmax=vmax or None)),
             }
             for c in connections
         ],

@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=PREVIEW["steps"])
     parser.add_argument("--size", type=int, default=PREVIEW["size"])
     parser.add_argument("--lr", type=float, default=PREVIEW["lr"])
+    parser.add_argument("--pre-relu-steps", type=int, default=PREVIEW["pre_relu_steps"])
     parser.add_argument("--live", action="store_true", help="follow a running bin/run's atlas")
     parser.add_argument("--layers", default="", help="comma-separated; all by default")
     parser.add_argument("--weights-dir", type=Path, default=Path("var/weights"))
@@ -120,17 +121,29 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.model}: weights not found; see README (add_model)")
     loaded = organisms.load(organism, path)
     recipe = FeatureVisParams(
-        objective="channel", steps=args.steps, size=args.size, lr=args.lr, upsample=False
+        objective="channel",
+        steps=args.steps,
+        size=args.size,
+        lr=args.lr,
+        upsample=False,
+        pre_relu_steps=args.pre_relu_steps,
     )
     started = time.perf_counter()
     best = best_photos(loaded, args.corpus)
     print(
         f"{args.model}: best photo of {len(list_images(args.corpus))} in {args.corpus} per "
         f"channel ({time.perf_counter() - started:.1f} s); preview: {recipe.steps} steps, "
-        f"{recipe.size} px, lr {recipe.lr}, not upsampled"
+        f"{recipe.size} px, lr {recipe.lr}, not upsampled, {recipe.pre_relu_steps} steps on the "
+        "pre-activation"
     )
-    render_channels(loaded.model, organism, organism.layers[0].name, [0], replace(recipe, steps=2))
-    beat = total = 0
+    render_channels(
+        loaded.model,
+        organism,
+        organism.layers[0].name,
+        [0],
+        replace(recipe, steps=2, pre_relu_steps=0),
+    )
+    beat = total = active = active_beat = 0
     atlas_seconds = 0.0
     print(f"{'layer':<14}{'channels':>9}{'sampled':>8}{'s/channel':>10}{'beat best photo':>17}")
     chosen = {organism.layer(name).name for name in args.layers.split(",") if name}
@@ -147,15 +160,22 @@ def main(argv: list[str] | None = None) -> None:
             [torch.from_numpy(images[c][0]).permute(2, 0, 1).float() / 255 for c in channels]
         )
         means = _channel_means(loaded, rendered, [decl.name])[decl.name].numpy()
-        wins = sum(bool(means[i, c] > best[decl.name][c]) for i, c in enumerate(channels))
-        beat, total = beat + wins, total + len(channels)
+        won = [bool(means[i, c] > best[decl.name][c]) for i, c in enumerate(channels)]
+        # Units that no photo activates at all (some of MobileNetV2's features_0 filters are
+        # about 0): only a preview that activates them beats the photos.
+        silent = [c for c in channels if best[decl.name][c] <= 0]
+        beat, total, wins = beat + sum(won), total + len(channels), sum(won)
+        active_beat += sum(w for w, c in zip(won, channels, strict=True) if c not in silent)
+        active += len(channels) - len(silent)
         atlas_seconds += per_channel * channels_in_layer
         print(
             f"{decl.name:<14}{channels_in_layer:>9}{len(channels):>8}{per_channel:>10.2f}"
             f"{wins:>11}/{len(channels)}"
+            + (f" ({len(silent)} silent on every photo)" if silent else "")
         )
     print(
-        f"previews that beat the best photo: {beat}/{total} ({100 * beat / total:.0f}%); "
+        f"previews that beat the best photo: {beat}/{total} ({100 * beat / total:.0f}%), "
+        f"{active_beat}/{active} of the units some photo activates; "
         f"preview atlas of all {sum(len(v) for v in best.values())} channels: "
         f"{atlas_seconds / 60:.1f} min on 1 thread, {atlas_seconds / 60 / args.workers:.1f} min "
         f"over {args.workers} workers (target 20 min; this machine's load counts)"

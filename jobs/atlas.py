@@ -102,10 +102,12 @@ def coverage(*, model: Model) -> list[LayerCoverage]:
             params__code_version=render.CODE_VERSION,
             **{f"params__{k}": wanted[k] for k in params.TIER_FIELDS},
         )
-        if wanted.get("upsample") is False:
-            rows = rows.filter(params__upsample=False)
-        else:
-            rows = rows.exclude(params__has_key="upsample")
+        extras = params.recipe_extras(wanted)
+        for name in params.RECIPE_DEFAULTS:
+            if name in extras:
+                rows = rows.filter(**{f"params__{name}": extras[name]})
+            else:
+                rows = rows.exclude(params__has_key=name)
         tiers[tier] = counted(rows)
     return [
         LayerCoverage(

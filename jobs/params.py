@@ -25,14 +25,19 @@ EXAMPLES_BINS = 50
 WEIGHTS_TOP = 10
 WEIGHTS_TOP_MAX = 64
 INPUTS, OUTPUTS = "inputs", "outputs"
-FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr", "upsample")
+FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr", "upsample", "pre_relu_steps")
+# Recipe fields stored (in a job's params and an artifact's identity) only where they differ
+# from lucent's recipe, their value here: every key made before they existed stays as it was.
+RECIPE_DEFAULTS: dict[str, Any] = {"upsample": True, "pre_relu_steps": 0}
 
 # Quality tiers of feature visualization: a preset of parameters each. "full" is lucent's
 # recipe (its steps settable: MICROSCOPE_RENDER_STEPS); "preview" is fast enough to cover a
 # whole model on a CPU (bench/atlas.py), fed to the model at its own size.
 TIERS = ("preview", "full")
-TIER_FIELDS = ("steps", "size", "lr")  # with "upsample", what tells the tiers apart
-PREVIEW = {"steps": 32, "size": 96, "lr": 0.1, "upsample": False}
+TIER_FIELDS = ("steps", "size", "lr")  # with RECIPE_DEFAULTS, what tells the tiers apart
+# 8 steps on the pre-activation: a third of MobileNetV2's features_18 is zero everywhere on
+# the grey start, and would stay grey (bench/atlas.py).
+PREVIEW = {"steps": 32, "size": 96, "lr": 0.1, "upsample": False, "pre_relu_steps": 8}
 
 
 def tier_params(tier: str) -> dict[str, Any]:
@@ -46,13 +51,22 @@ def tier_params(tier: str) -> dict[str, Any]:
 
 def tier_of(params: Mapping[str, Any]) -> str:
     """What a feature visualization's parameters amount to: "preview", "full" or "custom".
-    Any seed; steps, size, lr and whether the image was upsampled decide."""
+    Any seed; steps, size, lr and the fields of RECIPE_DEFAULTS decide."""
     for tier in TIERS:
         wanted = tier_params(tier)
         same = all(params.get(k) == wanted[k] for k in TIER_FIELDS)
-        if same and params.get("upsample", True) == wanted.get("upsample", True):
+        if same and recipe_extras(params) == recipe_extras(wanted):
             return tier
     return "custom"
+
+
+def recipe_extras(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of RECIPE_DEFAULTS that ``params`` sets to other than lucent's value."""
+    return {
+        name: params[name]
+        for name, default in RECIPE_DEFAULTS.items()
+        if params.get(name, default) != default
+    }
 
 
 def _picked(params: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -73,6 +87,7 @@ def featurevis_params(
     seed: int = 0,
     lr: float = 0.05,
     upsample: bool = True,
+    pre_relu_steps: int = 0,
 ) -> dict[str, Any]:
     """A job's feature vis parameters, checked; defaults from settings."""
     if not isinstance(upsample, bool):
@@ -83,6 +98,7 @@ def featurevis_params(
         seed=_number("seed", seed, int),
         lr=_number("lr", lr, float),
         upsample=upsample,
+        pre_relu_steps=_number("pre_relu_steps", pre_relu_steps, int),
     )
     try:
         params.validate()
@@ -92,9 +108,9 @@ def featurevis_params(
             {field if field in FEATUREVIS_FIELDS else "params": str(exc)}
         ) from None
     checked = {"steps": params.steps, "size": params.size, "seed": params.seed, "lr": params.lr}
-    if not params.upsample:  # absent means upsampled: every render made before tiers
-        checked["upsample"] = False
-    return checked
+    return checked | recipe_extras(
+        {"upsample": params.upsample, "pre_relu_steps": params.pre_relu_steps}
+    )
 
 
 def examples_params(
@@ -167,7 +183,7 @@ def featurevis_identity(
         "size": params["size"],
         "seed": params["seed"],
         "lr": params["lr"],
-        **({"upsample": False} if params.get("upsample") is False else {}),
+        **recipe_extras(params),
         "code_version": render.CODE_VERSION,
     }
 

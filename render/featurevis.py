@@ -108,6 +108,8 @@ CPU_IMAGES_PER_THREAD = 2
 # Threads of a CPU render, whatever torch is set to: pixels do not depend on the machine's
 # core count (see the module's notes); one process per core uses the others.
 CPU_THREADS = 1
+# The key of a layer's pre-activation among the captured outputs (no layer has this name).
+_PRE = " pre-activation"
 
 
 def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
@@ -335,6 +337,19 @@ def random_transforms(rng: np.random.RandomState) -> Callable[[torch.Tensor], to
     return apply
 
 
+def _pre_activation(module: nn.Module) -> nn.Module | None:
+    """The child whose output is ``module``'s pre-activation, where ``module`` is an
+    ``nn.Sequential`` ending in a ReLU or ReLU6 (torchvision's ``Conv2dNormActivation``);
+    else None. The ReLU is made out of place, so that its input stays as it was."""
+    if not (isinstance(module, nn.Sequential) and len(module) > 1):
+        return None
+    relu = module[-1]
+    if not isinstance(relu, nn.ReLU | nn.ReLU6):
+        return None
+    relu.inplace = False
+    return module[-2]
+
+
 def _mean(picked: torch.Tensor) -> torch.Tensor:
     return picked.mean(dim=(1, 2))
 
@@ -524,12 +539,14 @@ def render_channels(
     # One copy per call, for this layer: it is dropped, hooks and all, when the call returns.
     prepared = render_copy(model, keep=[decl.module], cpu=channels_last)
     modules = organism.modules(prepared, [decl.name])
+    pre = _pre_activation(modules[decl.name]) if params.pre_relu_steps else None
+    hooked = modules | ({_PRE: pre} if pre is not None else {})
     with ExitStack() as stack:
         stack.enter_context(_threads(device, threads))
         stack.enter_context(_fast_cuda(device))
-        outputs = stack.enter_context(capture(modules))
+        outputs = stack.enter_context(capture(hooked))
 
-        def layer_output(rgb: torch.Tensor) -> torch.Tensor:
+        def layer_output(rgb: torch.Tensor, pre_relu: bool = False) -> torch.Tensor:
             size = organism.input_size
             if params.upsample and (rgb.shape[2] < size or rgb.shape[3] < size):  # lucent's
                 rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=True)
@@ -538,7 +555,7 @@ def render_channels(
                 x = x.contiguous(memory_format=torch.channels_last)
             with stop_after(modules[decl.name]):
                 prepared(x)
-            return outputs[decl.name]
+            return outputs[_PRE if pre_relu and pre is not None else decl.name]
 
         with torch.no_grad():
             gray = torch.full((1, 3, params.size, params.size), 0.5, device=device)
@@ -565,7 +582,7 @@ def render_channels(
 
 
 def _optimize(
-    layer_output: Callable[[torch.Tensor], torch.Tensor],
+    layer_output: Callable[[torch.Tensor, bool], torch.Tensor],
     channels: list[int],
     params: FeatureVisParams,
     device: torch.device,
@@ -582,7 +599,7 @@ def _optimize(
     transform = random_transforms(np.random.RandomState(params.seed))
     for step in range(1, params.steps + 1):
         rgb = spectrum_to_rgb(spectrum, params.size)
-        acts = layer_output(transform(rgb))
+        acts = layer_output(transform(rgb), step <= params.pre_relu_steps)
         loss = _image_losses(acts.float(), index, params.objective, per).sum()
         # Gradients for the image only: none computed for, or left on, the weights.
         (spectrum.grad,) = torch.autograd.grad(loss, [spectrum])

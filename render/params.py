@@ -25,6 +25,10 @@ class FeatureVisParams:
     # Upsample the image to the model's input size, as lucent does (True), or feed it as it
     # is, as Lucid's original recipe did (False: faster, the preview tier).
     upsample: bool = True
+    # Steps, from the first, that optimize the layer's pre-activation (its value before the
+    # ReLU that ends it) instead of the activation: a unit that the grey start leaves at zero
+    # everywhere gets a gradient (Lucid's "pre_relu" layers). 0: lucent's recipe.
+    pre_relu_steps: int = 0
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -37,6 +41,10 @@ class FeatureVisParams:
             raise ValueError(f"size must be at least 16 px, got {self.size}")
         if self.seed < 0:
             raise ValueError(f"seed must be zero or positive, got {self.seed}")
+        if not 0 <= self.pre_relu_steps <= self.steps:
+            raise ValueError(
+                f"pre_relu_steps must be 0 to steps ({self.steps}), got {self.pre_relu_steps}"
+            )
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
 

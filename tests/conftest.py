@@ -51,6 +51,11 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
         _catalog_register()
 
 
+# Tests that use the machine's own brokers (Redis database 11, RabbitMQ's "gpu" queue): run in
+# parallel (bin/test), they run on one process, in turn. The others start their own Redis.
+SHARED_BROKERS = pytest.mark.xdist_group("shared brokers")
+
+
 def _transactional(item: pytest.Item) -> bool:
     marker = item.get_closest_marker("django_db")
     fixtures = set(getattr(item, "fixturenames", ()))

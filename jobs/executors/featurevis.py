@@ -69,6 +69,7 @@ def featurevis_run(*, job: RenderJob, progress: Progress) -> None:
         seed=job.params["seed"],
         lr=job.params["lr"],
         upsample=job.params.get("upsample", True),
+        pre_relu_steps=job.params.get("pre_relu_steps", 0),
     )
     neurons = {n.index: n for n in Neuron.objects.filter(layer=layer, index__in=todo)}
     environment = made_on(device)

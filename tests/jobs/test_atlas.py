@@ -7,6 +7,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
@@ -104,3 +105,38 @@ def test_pages_show_the_best_tier_there_is_and_say_which(mobilenet: Model) -> No
     assert thumbnails[neuron.pk].endswith(full.files[0].rsplit("/", 1)[-1])
     images = APIClient().get("/api/v1/neurons/mobilenet_v2/features_3/2/").json()["images"]
     assert images["featurevis_tier"] == "full"
+
+
+def test_a_preview_wakes_its_unit_on_the_pre_activation_and_full_keys_stay_as_they_were(
+    mobilenet: Model,
+) -> None:
+    layer = mobilenet.layers.get(name="features_18")
+    preview, full = params.tier_params("preview"), params.tier_params("full")
+
+    def identity(wanted: dict[str, object]) -> dict[str, object]:
+        return params.featurevis_identity(
+            kind=ArtifactKind.FEATUREVIS, layer=layer, channel=5, params=wanted
+        )
+
+    assert preview["pre_relu_steps"] == 8 and identity(preview)["pre_relu_steps"] == 8
+    # lucent's recipe stores neither field: every full render's key is the one it had.
+    assert not {"pre_relu_steps", "upsample"} & (set(full) | set(identity(full)))
+    assert params.tier_of({**preview, "pre_relu_steps": 0}) == "custom"  # an older preview
+    assert params.tier_of(identity(preview)) == "preview"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"pre_relu_steps": "8"}, "pre_relu_steps must be a number"),
+        ({"pre_relu_steps": True}, "pre_relu_steps must be a number"),
+        ({"steps": 4, "pre_relu_steps": 5}, "pre_relu_steps must be 0 to steps"),
+        ({"pre_relu_steps": -1}, "pre_relu_steps must be 0 to steps"),
+    ],
+)
+def test_pre_relu_steps_out_of_bounds_are_refused_by_name(
+    given: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        params.featurevis_params(**given)  # type: ignore[arg-type]
+    assert message in str(refused.value.message_dict["pre_relu_steps"])

@@ -30,7 +30,7 @@ from kombu import Connection
 from jobs import planning, tasks
 from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Layer, Model
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED_BROKERS
 from tests.jobs.test_render_worker import answers, database_url
 
 pytestmark = [pytest.mark.fault, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -212,7 +212,7 @@ def assert_each_artifact_once_and_none_redone(
         assert after[key] == row  # the same row, made before the fault
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
+@pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=SHARED_BROKERS)])
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """This test's own Redis, or the machine's RabbitMQ (its "gpu" queue purged)."""
     if request.param == "rabbitmq":

@@ -55,8 +55,10 @@ def mobilenet() -> organisms.Loaded:
     return organisms.Loaded(replace(organism, input_size=112), loaded.model, loaded.weights_sha256)
 
 
-def activation(loaded: organisms.Loaded, image: np.ndarray, channel: int, where: str) -> float:
-    """The channel's mean (or centre) activation at LAYER for one uint8 image.
+def activation(
+    loaded: organisms.Loaded, image: np.ndarray, channel: int, where: str, layer: str = LAYER
+) -> float:
+    """The channel's mean (or centre) activation at ``layer`` for one uint8 image.
 
     Averaged over a few draws of the render's random transforms, as its objective sees it:
     lucent's jitter only shifts right and down, so the centre it optimizes is off-centre.
@@ -68,9 +70,9 @@ def activation(loaded: organisms.Loaded, image: np.ndarray, channel: int, where:
     values = []
     for _ in range(8):
         seen = F.interpolate(transform(x), size=(size, size), mode="bilinear", align_corners=True)
-        with torch.no_grad(), capture(organism.modules(loaded.model, [LAYER])) as outputs:
+        with torch.no_grad(), capture(organism.modules(loaded.model, [layer])) as outputs:
             loaded.model(organism.preprocess(seen))
-        acts = outputs[LAYER][0, channel]
+        acts = outputs[layer][0, channel]
         h, w = acts.shape
         values.append(float(acts[h // 2, w // 2] if where == "centre" else acts.mean()))
     return float(np.mean(values))
@@ -135,6 +137,29 @@ def test_its_objective_moves_the_activation_the_right_way_as_it_optimizes(
         before = activation(mobilenet, start[channel][0], channel, where)
         after = activation(mobilenet, end[channel][0], channel, where)
         assert sign * (after - before) > 0.3, (channel, before, after)
+
+
+def test_a_unit_zero_on_the_grey_start_is_woken_by_its_pre_activation(
+    mobilenet: organisms.Loaded,
+) -> None:
+    # features_18 ends in a ReLU6, and a third of its units are zero everywhere on the grey
+    # start: no gradient reaches their image, which stays as it started.
+    model, organism = mobilenet.model, mobilenet.organism
+    params = FeatureVisParams(steps=16, size=32, lr=0.1)
+    start = render_channels(model, organism, "features_18", range(12), replace(params, steps=1))
+    plain = render_channels(model, organism, "features_18", range(12), params)
+    stuck = [c for c in range(12) if np.array_equal(plain[c][0], start[c][0])]
+    assert stuck
+
+    woken = render_channels(
+        model, organism, "features_18", stuck, replace(params, pre_relu_steps=8)
+    )
+
+    for channel in stuck:
+        assert not np.array_equal(woken[channel][0], start[channel][0])
+        before = activation(mobilenet, plain[channel][0], channel, "mean", "features_18")
+        after = activation(mobilenet, woken[channel][0], channel, "mean", "features_18")
+        assert after > before, (channel, before, after)
 
 
 def test_an_image_depends_only_on_the_seed_and_its_channel(mobilenet: organisms.Loaded) -> None:
@@ -415,6 +440,7 @@ def test_its_png_bytes_decode_with_pil(mobilenet: organisms.Loaded) -> None:
         ("features_6", [0], FeatureVisParams(objective="dream"), {}, "unknown objective"),
         ("features_6", [0], FeatureVisParams(steps=0), {}, "steps must be at least 1"),
         ("features_6", [0], FeatureVisParams(size=4), {}, "size must be at least"),
+        ("features_6", [0], FeatureVisParams(steps=4, pre_relu_steps=5), {}, "0 to steps"),
         ("features_6", [32], TINY, {}, "channel 32 is out of range .* 0 to 31"),
         ("features_6", [-1], TINY, {}, "channel -1 is out of range"),
         ("features_99", [0], TINY, {}, "no layer 'features_99'"),

@@ -16,6 +16,7 @@ urlpatterns = [
     path("explore/", views.explore, name="explore"),
     path("explore/<int:pk>/", views.exploration, name="exploration"),
     path("explore/uploads/<int:pk>/delete/", views.upload_remove, name="upload_delete"),
+    path("jobs/status/", views.job_statuses, name="job_statuses"),
     path("jobs/<int:job_id>/status/", views.job_status, name="job_status"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -53,12 +54,31 @@ def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
     return JsonResponse(selectors.render_job_get(job_id=job_id).as_status())
 
 
+JOBS_PAGE = 100
+STATUSES_MAX = 100  # jobs in one status request: a page of /jobs/
+
+
+@require_GET
+def job_statuses(request: HttpRequest) -> JsonResponse:
+    """The status of many jobs at once (``?id=3&id=5``), for the pages' poll: one request
+    every few seconds, however many jobs a page follows. Unknown ids are left out."""
+    given = request.GET.getlist("id")
+    if not 1 <= len(given) <= STATUSES_MAX:
+        return JsonResponse({"id": [f"give 1 to {STATUSES_MAX} job ids"]}, status=400)
+    # Digits only (int() takes " 1" and "1_0"), and at most 18 of them: no larger id fits.
+    wrong = [v for v in given if not (v.isascii() and v.isdigit() and len(v) <= 18)]
+    if wrong:
+        return JsonResponse({"id": [f"{wrong[0][:40]!r} is not a job id"]}, status=400)
+    jobs = selectors.render_job_list().filter(pk__in={int(value) for value in given})
+    return JsonResponse({"jobs": [job.as_status() for job in jobs]})
+
+
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = list(selectors.render_job_list()[:100])
-    for job in jobs:
+    page = Paginator(selectors.render_job_list(), JOBS_PAGE).get_page(request.GET.get("page"))
+    for job in page:
         job.cancellable = job.cancellable_by(request.user)
-    return render(request, "jobs/job_list.html", {"jobs": jobs})
+    return render(request, "jobs/job_list.html", {"jobs": page, "page": page})
 
 
 @login_required

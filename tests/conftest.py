@@ -8,11 +8,12 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.db import connection
 from pytest_django.plugin import blocking_manager_key
 from rest_framework.test import APIClient
 
 from api.services import api_token_create
-from neurons.models import Model
+from neurons.models import Layer, Model, Neuron
 from neurons.services import model_register
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,8 +78,11 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.fixture
 def no_catalog(db: None) -> None:
-    """Start from an empty catalog (for tests of registering one)."""
-    Model.objects.all().delete()
+    """Start from an empty catalog (for tests of registering one). Deleted in SQL: nothing
+    refers to it yet, and the ORM's cascade would load its 17,000 neurons first (0.7 s)."""
+    with connection.cursor() as cursor:
+        for table in (Neuron, Layer, Model):
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(table._meta.db_table)}")
 
 
 @pytest.fixture

@@ -66,6 +66,36 @@ def test_tabs_switch_objectives_and_a_requester_cancels_a_job(
     assert page.locator(f"#job-{other.pk} button.cancel").count() == 0  # not hers
 
 
+def test_the_job_list_follows_all_its_jobs_in_one_request_a_poll(
+    live_server: Any, mobilenet: Model, page: Any
+) -> None:
+    layer = mobilenet.layers.get(name="features_16")
+    jobs = [
+        planning.render_job_create(
+            model=mobilenet,
+            layer=layer,
+            kind=ArtifactKind.FEATUREVIS,
+            params={"steps": 64 + i},
+            channels=range(1),
+            enqueue=False,
+        )
+        for i in range(3)
+    ]
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(f"{live_server.url}/jobs/")
+
+    RenderJob.objects.filter(pk=jobs[1].pk).update(
+        status=RenderJob.Status.RUNNING, progress_total=1, progress_note="step 9 of 64"
+    )
+
+    page.wait_for_selector(f"#job-{jobs[1].pk} .job-note >> text=step 9 of 64")
+    assert page.inner_text(f"#job-{jobs[1].pk} .job-status") == "running"
+    polls = [url for url in asked if "/status/" in url]
+    assert polls and all(url.startswith(f"{live_server.url}/jobs/status/?") for url in polls)
+    assert all(f"id={job.pk}" in url for url in polls for job in jobs)
+
+
 def test_a_label_typed_in_the_header_box_finds_its_neuron(
     live_server: Any, mobilenet: Model, page: Any
 ) -> None:

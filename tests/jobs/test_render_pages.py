@@ -292,3 +292,75 @@ def test_a_neuron_page_has_a_tab_per_objective_and_asks_for_a_missing_one(
     client.logout()
     anonymous = client.get(neuron.get_absolute_url()).content.decode()
     assert "Render the centre neuron objective" not in anonymous and "to render it." in anonymous
+
+
+def jobs_of(neuron: Neuron, count: int) -> list[RenderJob]:
+    return [
+        planning.render_job_create(
+            model=neuron.layer.model,
+            layer=neuron.layer,
+            kind=ArtifactKind.FEATUREVIS,
+            params={"steps": 64 + i},
+            channels=range(5, 6),
+            enqueue=False,
+        )
+        for i in range(count)
+    ]
+
+
+def test_one_request_gives_the_status_of_every_job_a_page_follows(
+    client: Client, neuron: Neuron, django_assert_max_num_queries
+) -> None:
+    first, second = jobs_of(neuron, 2)
+    RenderJob.objects.filter(pk=second.pk).update(
+        status=RenderJob.Status.RUNNING, progress_total=1, progress_note="step 3 of 64"
+    )
+
+    with django_assert_max_num_queries(1):
+        response = client.get(f"/jobs/status/?id={first.pk}&id={second.pk}&id=999999")
+
+    assert response.status_code == 200
+    statuses = {job["id"]: job for job in response.json()["jobs"]}
+    assert set(statuses) == {first.pk, second.pk}  # an unknown id is left out
+    assert statuses[first.pk] == first.as_status()
+    assert statuses[second.pk]["note"] == "step 3 of 64"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("", "give 1 to 100 job ids"),
+        ("&".join(f"id={i}" for i in range(1, 102)), "give 1 to 100 job ids"),
+        ("id=abc", "'abc' is not a job id"),
+        ("id=1_0", "'1_0' is not a job id"),
+        ("id=%201", "' 1' is not a job id"),
+        ("id=-1", "'-1' is not a job id"),
+        ("id=%D9%A1", "'\u0661' is not a job id"),  # Arabic-Indic one: isdigit() says yes
+        ("id=" + "9" * 19, "is not a job id"),  # no bigint holds it
+    ],
+)
+def test_a_status_request_with_bad_ids_is_a_400_naming_the_field(
+    client: Client, db: None, query: str, message: str
+) -> None:
+    response = client.get(f"/jobs/status/?{query}")
+    assert response.status_code == 400
+    assert message in response.json()["id"][0]
+
+
+def test_the_job_list_pages_its_jobs_newest_first(
+    client: Client, neuron: Neuron, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs import views
+
+    monkeypatch.setattr(views, "JOBS_PAGE", 3)
+    jobs = jobs_of(neuron, 4)
+
+    first = client.get("/jobs/").content.decode()
+    second = client.get("/jobs/?page=2").content.decode()
+
+    assert "4 jobs, newest first" in first and "page 1 of 2" in first
+    assert all(f'id="job-{job.pk}"' in first for job in jobs[1:])
+    assert f'id="job-{jobs[0].pk}"' not in first and f'id="job-{jobs[0].pk}"' in second
+    assert f'id="job-{jobs[0].pk}"' in client.get("/jobs/?page=99").content.decode()  # the last
+    assert client.get("/jobs/?page=abc").status_code == 200
+    assert first.count(f'data-job-id="{jobs[3].pk}"') == 1

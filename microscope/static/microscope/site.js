@@ -10,35 +10,46 @@
     return m ? m + " min " + (s % 60) + " s" : s + " s";
   }
 
-  /* Jobs: every element with data-status-url and an active data-status is polled; its
-     .job-status, .job-progress, .job-note, .job-duration and .job-error follow the job, and the page reloads once a
-     job reaches a state named in data-reload-on (its results are then on the page). */
+  /* Jobs: every element with data-job-id and an active data-status is followed, all of a
+     page's jobs in one request to the body's data-job-statuses-url every 3 s; its
+     .job-status, .job-progress, .job-note, .job-duration and .job-error follow the job, and
+     the page reloads once a job reaches a state named in data-reload-on (its results are
+     then on the page). */
+  function show(row, job) {
+    row.dataset.status = job.status;
+    var status = row.querySelector(".job-status");
+    if (status) status.textContent = job.status;
+    var progress = row.querySelector(".job-progress");
+    if (progress) progress.textContent = job.total ? job.done + "/" + job.total : "";
+    var note = row.querySelector(".job-note");
+    if (note) note.textContent = job.note || "";
+    var duration = row.querySelector(".job-duration");
+    if (duration) duration.textContent = seconds(job.duration);
+    var error = row.querySelector(".job-error");
+    if (error) { error.textContent = job.error; error.hidden = !job.error; }
+    return (row.dataset.reloadOn || "done").split(" ").indexOf(job.status) >= 0;
+  }
+
   function poll() {
     var rows = Array.prototype.filter.call(
-      document.querySelectorAll("[data-status-url][data-status]"),
+      document.querySelectorAll("[data-job-id][data-status]"),
       function (row) { return row.dataset.status === "queued" || row.dataset.status === "running"; }
     );
     if (!rows.length) return;
-    Promise.all(rows.map(function (row) {
-      return fetch(row.dataset.statusUrl, {headers: {Accept: "application/json"}})
-        .then(function (response) { return response.json(); })
-        .then(function (job) {
-          row.dataset.status = job.status;
-          var status = row.querySelector(".job-status");
-          if (status) status.textContent = job.status;
-          var progress = row.querySelector(".job-progress");
-          if (progress) progress.textContent = job.total ? job.done + "/" + job.total : "";
-          var note = row.querySelector(".job-note");
-          if (note) note.textContent = job.note || "";
-          var duration = row.querySelector(".job-duration");
-          if (duration) duration.textContent = seconds(job.duration);
-          var error = row.querySelector(".job-error");
-          if (error) { error.textContent = job.error; error.hidden = !job.error; }
-          return (row.dataset.reloadOn || "done").split(" ").indexOf(job.status) >= 0;
+    var query = rows.map(function (row) { return "id=" + encodeURIComponent(row.dataset.jobId); });
+    fetch(document.body.dataset.jobStatusesUrl + "?" + query.join("&"), {
+      headers: {Accept: "application/json"}
+    })
+      .then(function (response) { return response.json(); })
+      .then(function (body) {
+        var jobs = {};
+        body.jobs.forEach(function (job) { jobs[job.id] = job; });
+        var ended = rows.map(function (row) {
+          var job = jobs[row.dataset.jobId];
+          return job ? show(row, job) : false;
         });
-    })).then(function (ended) {
-      if (ended.some(Boolean)) location.reload(); else setTimeout(poll, 3000);
-    }, function () { setTimeout(poll, 10000); });
+        if (ended.some(Boolean)) location.reload(); else setTimeout(poll, 3000);
+      }, function () { setTimeout(poll, 10000); });
   }
 
   /* Tabs: a click shows its panel without a reload (the link works without scripts). */

@@ -10,8 +10,12 @@ class JobsConfig(AppConfig):
     verbose_name = "Renders"
 
     def ready(self) -> None:
-        from jobs import kinds, params
-        from jobs.models import ArtifactKind
+        from django.db.models.signals import post_delete
+
+        from jobs import explore, kinds, params
+        from jobs.models import ArtifactKind, Upload
+
+        post_delete.connect(explore.upload_file_delete, sender=Upload)
 
         featurevis = "jobs.executors.featurevis.featurevis_run"
         for kind in (

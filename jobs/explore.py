@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -160,7 +161,13 @@ def upload_delete(*, upload: Upload, viewer: AbstractBaseUser) -> None:
     """Delete an upload, its file (its own) and its explorations: its owner only."""
     if upload.owner_id != viewer.pk:
         raise PermissionDenied("only its uploader may delete an image")
-    name = upload.file
-    with transaction.atomic():
-        upload.delete()
+    upload.delete()  # its file goes with it (upload_file_delete)
+
+
+def upload_file_delete(sender: type[Upload], instance: Upload, **kwargs: Any) -> None:
+    """An upload's file is deleted once its row's deletion is committed, however the row
+    goes: its owner deletes it, or their account is deleted (``post_delete``, connected in
+    ``JobsConfig.ready``)."""
+    name = instance.file
+    if name:
         transaction.on_commit(lambda: default_storage.delete(name))

@@ -192,6 +192,23 @@ def test_an_uploader_deletes_their_image_and_its_explorations(
     assert not default_storage.exists(upload.file)
 
 
+def test_a_deleted_account_takes_its_uploaded_files_with_it(
+    ada: Client, mobilenet: Model, bob: User, django_capture_on_commit_callbacks: Callable
+) -> None:
+    other = Client()
+    other.force_login(bob)
+    with django_capture_on_commit_callbacks(execute=False):
+        ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0003.jpg"})
+        other.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0003.jpg"})
+    hers, his = Upload.objects.order_by("pk")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        User.objects.get(username="ada").delete()  # as an admin deletes an account
+
+    assert list(Upload.objects.all()) == [his]
+    assert not default_storage.exists(hers.file) and default_storage.exists(his.file)
+
+
 def test_a_phone_s_jpeg_is_read_and_an_oversized_one_refused_before_it_is_read(
     ada: Client, mobilenet: Model, settings: Settings, django_capture_on_commit_callbacks: Callable
 ) -> None:

@@ -170,4 +170,5 @@ def upload_file_delete(sender: type[Upload], instance: Upload, **kwargs: Any) ->
     ``JobsConfig.ready``)."""
     name = instance.file
     if name:
-        transaction.on_commit(lambda: default_storage.delete(name))
+        # robust: a storage error is logged, and the other files of the same deletion go.
+        transaction.on_commit(lambda: default_storage.delete(name), robust=True)

@@ -511,7 +511,9 @@ def render_job_get(*, job_id: int) -> RenderJob:
 
 
 def render_job_list() -> QuerySet[RenderJob]:
-    return RenderJob.objects.select_related("model", "layer", "requested_by").order_by("-created")
+    return RenderJob.objects.select_related("model", "layer", "requested_by").order_by(
+        "-created", "-pk"
+    )
 
 
 STRIP = 6  # pictures per layer on a model's map

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from kornia.geometry.transform import translate
+from lucent.modelzoo.inceptionv1.helper_layers import ReluLayer
 from lucent.optvis.param.color import color_correlation_normalized
 from lucent.optvis.param.spatial import rfft2d_freqs
 from PIL import Image
@@ -108,8 +109,7 @@ CPU_IMAGES_PER_THREAD = 2
 # Threads of a CPU render, whatever torch is set to: pixels do not depend on the machine's
 # core count (see the module's notes); one process per core uses the others.
 CPU_THREADS = 1
-# The key of a layer's pre-activation among the captured outputs (no layer has this name).
-_PRE = " pre-activation"
+_PRE = "pre-activation"  # its key among the captured inputs
 
 
 def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
@@ -337,17 +337,18 @@ def random_transforms(rng: np.random.RandomState) -> Callable[[torch.Tensor], to
     return apply
 
 
-def _pre_activation(module: nn.Module) -> nn.Module | None:
-    """The child whose output is ``module``'s pre-activation, where ``module`` is an
-    ``nn.Sequential`` ending in a ReLU or ReLU6 (torchvision's ``Conv2dNormActivation``);
-    else None. The ReLU is made out of place, so that its input stays as it was."""
-    if not (isinstance(module, nn.Sequential) and len(module) > 1):
+def _final_relu(module: nn.Module) -> nn.Module | None:
+    """The ReLU whose output is ``module``'s, if any: ``module`` itself (AlexNet's layers,
+    InceptionV1's conv2d0-2) or the last of an ``nn.Sequential`` (torchvision's
+    ``Conv2dNormActivation``: MobileNetV2's features_0 and features_18). Its input is the
+    layer's pre-activation; it is made out of place, so that its input stays as it was."""
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[-1]
+    if not isinstance(module, nn.ReLU | nn.ReLU6 | ReluLayer):
         return None
-    relu = module[-1]
-    if not isinstance(relu, nn.ReLU | nn.ReLU6):
-        return None
-    relu.inplace = False
-    return module[-2]
+    if hasattr(module, "inplace"):
+        module.inplace = False
+    return module
 
 
 def _mean(picked: torch.Tensor) -> torch.Tensor:
@@ -539,12 +540,14 @@ def render_channels(
     # One copy per call, for this layer: it is dropped, hooks and all, when the call returns.
     prepared = render_copy(model, keep=[decl.module], cpu=channels_last)
     modules = organism.modules(prepared, [decl.name])
-    pre = _pre_activation(modules[decl.name]) if params.pre_relu_steps else None
-    hooked = modules | ({_PRE: pre} if pre is not None else {})
+    relu = _final_relu(modules[decl.name]) if params.pre_relu_steps else None
     with ExitStack() as stack:
         stack.enter_context(_threads(device, threads))
         stack.enter_context(_fast_cuda(device))
-        outputs = stack.enter_context(capture(hooked))
+        outputs = stack.enter_context(capture(modules))
+        relu_inputs = stack.enter_context(
+            capture({_PRE: relu} if relu is not None else {}, inputs=True)
+        )
 
         def layer_output(rgb: torch.Tensor, pre_relu: bool = False) -> torch.Tensor:
             size = organism.input_size
@@ -555,7 +558,7 @@ def render_channels(
                 x = x.contiguous(memory_format=torch.channels_last)
             with stop_after(modules[decl.name]):
                 prepared(x)
-            return outputs[_PRE if pre_relu and pre is not None else decl.name]
+            return relu_inputs[_PRE] if pre_relu and relu is not None else outputs[decl.name]
 
         with torch.no_grad():
             gray = torch.full((1, 3, params.size, params.size), 0.5, device=device)

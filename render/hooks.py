@@ -12,22 +12,32 @@ __all__ = ["capture", "stop_after"]
 
 
 @contextmanager
-def capture(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, torch.Tensor]]:
-    """Record the output of each module, by name, while the block runs.
+def capture(
+    modules: Mapping[str, nn.Module], *, inputs: bool = False
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the output of each module (its first input, with ``inputs``), by name, while
+    the block runs.
 
     The dict is filled on every forward pass (last pass wins) and the hooks are
     removed on exit, even on error, so a model never accumulates hooks.
     """
-    outputs: dict[str, torch.Tensor] = {}
+    seen: dict[str, torch.Tensor] = {}
     handles = []
     for name, module in modules.items():
+        if inputs:
 
-        def hook(_m: nn.Module, _i: object, output: torch.Tensor, name: str = name) -> None:
-            outputs[name] = output
+            def before(_m: nn.Module, args: tuple[torch.Tensor, ...], name: str = name) -> None:
+                seen[name] = args[0]
 
-        handles.append(module.register_forward_hook(hook))
+            handles.append(module.register_forward_pre_hook(before))
+        else:
+
+            def after(_m: nn.Module, _i: object, output: torch.Tensor, name: str = name) -> None:
+                seen[name] = output
+
+            handles.append(module.register_forward_hook(after))
     try:
-        yield outputs
+        yield seen
     finally:
         for handle in handles:
             handle.remove()

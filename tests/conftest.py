@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import fcntl
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,9 +54,14 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
         _catalog_register()
 
 
-# Tests that use the machine's own brokers (Redis database 11, RabbitMQ's "gpu" queue): run in
-# parallel (bin/test), they run on one process, in turn. The others start their own Redis.
-SHARED_BROKERS = pytest.mark.xdist_group("shared brokers")
+@pytest.fixture
+def shared_brokers() -> Iterator[None]:
+    """The machine's own brokers (Redis database 11, RabbitMQ's "gpu" queue) for one test at a
+    time: tests in other processes (bin/test runs one per core) or other runs on this machine
+    wait for their turn. Tests that start their own Redis need not."""
+    with open(Path(tempfile.gettempdir()) / "microscope-tests-shared-brokers.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+        yield
 
 
 def _transactional(item: pytest.Item) -> bool:

@@ -209,6 +209,31 @@ def test_a_deleted_account_takes_its_uploaded_files_with_it(
     assert not default_storage.exists(hers.file) and default_storage.exists(his.file)
 
 
+def test_a_storage_error_on_one_file_still_deletes_the_others(
+    ada: Client,
+    mobilenet: Model,
+    django_capture_on_commit_callbacks: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        for photo in ("0003.jpg", "0004.jpg"):
+            ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": photo})
+    first, second = Upload.objects.order_by("pk")
+    delete = default_storage.delete
+
+    def flaky(name: str) -> None:  # the object store fails on one file
+        if name == first.file:
+            raise OSError("503 Slow Down")
+        delete(name)
+
+    monkeypatch.setattr(default_storage, "delete", flaky)
+    with django_capture_on_commit_callbacks(execute=True):
+        User.objects.get(username="ada").delete()
+
+    assert not Upload.objects.exists()
+    assert default_storage.exists(first.file) and not default_storage.exists(second.file)
+
+
 def test_a_phone_s_jpeg_is_read_and_an_oversized_one_refused_before_it_is_read(
     ada: Client, mobilenet: Model, settings: Settings, django_capture_on_commit_callbacks: Callable
 ) -> None:

@@ -30,7 +30,7 @@ from kombu import Connection
 from jobs import planning, tasks
 from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Layer, Model
-from tests.conftest import REPO, SHARED_BROKERS
+from tests.conftest import REPO
 from tests.jobs.test_render_worker import answers, database_url
 
 pytestmark = [pytest.mark.fault, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -212,13 +212,14 @@ def assert_each_artifact_once_and_none_redone(
         assert after[key] == row  # the same row, made before the fault
 
 
-@pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=SHARED_BROKERS)])
+@pytest.fixture(params=["redis", "rabbitmq"])
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """This test's own Redis, or the machine's RabbitMQ (its "gpu" queue purged)."""
     if request.param == "rabbitmq":
         url, port = RABBITMQ
         if not answers(port):
             pytest.skip("no RabbitMQ on 127.0.0.1:5672")
+        request.getfixturevalue("shared_brokers")
         purge(url)
         yield url
         return

@@ -20,7 +20,7 @@ from kombu import Connection
 from jobs import lifecycle, planning, tasks
 from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Model
-from tests.conftest import REPO, SHARED_BROKERS
+from tests.conftest import REPO
 from tests.jobs.conftest import TINY
 
 BROKERS = {
@@ -45,9 +45,8 @@ def database_url() -> str:
 
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(
-    "broker_name", [pytest.param(name, marks=SHARED_BROKERS) for name in BROKERS]
-)
+@pytest.mark.parametrize("broker_name", BROKERS)
+@pytest.mark.usefixtures("shared_brokers")
 def test_a_worker_process_takes_a_queued_job_to_done(
     mobilenet: Model, tmp_path: Path, broker_name: str
 ) -> None:

@@ -17,6 +17,7 @@ from torch import nn
 from render import organisms
 from render.featurevis import (
     FeatureVisParams,
+    _final_relu,
     _image_losses,
     _initial_spectrum,
     _OneDnnPointwise,
@@ -160,6 +161,32 @@ def test_a_unit_zero_on_the_grey_start_is_woken_by_its_pre_activation(
         before = activation(mobilenet, plain[channel][0], channel, "mean", "features_18")
         after = activation(mobilenet, woken[channel][0], channel, "mean", "features_18")
         assert after > before, (channel, before, after)
+
+
+def test_the_pre_activation_is_found_where_a_layer_ends_in_a_relu() -> None:
+    def ends_in_relu(slug: str) -> list[str]:
+        organism = organisms.get(slug)
+        modules = organism.modules(organism.architecture())  # random weights: the same graph
+        return [name for name, module in modules.items() if _final_relu(module) is not None]
+
+    assert ends_in_relu("mobilenet_v2") == ["features_0", "features_18"]
+    assert ends_in_relu("alexnet") == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert ends_in_relu("inceptionv1") == ["conv2d0", "conv2d1", "conv2d2"]
+    assert ends_in_relu("resnet50") == []  # a block's ReLU is called three times in it
+
+
+def test_a_layer_that_is_its_relu_renders_on_its_pre_activation_too() -> None:
+    organism = replace(organisms.get("alexnet"), input_size=64)
+    model = organism.architecture().eval()  # random weights
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    assert relus and all(m.inplace for m in relus)  # torchvision's, in place
+
+    images = render_channels(
+        model, organism, "conv2", [0, 1], FeatureVisParams(steps=3, size=32, pre_relu_steps=2)
+    )
+
+    assert [len(images[c]) for c in (0, 1)] == [1, 1]
+    assert all(m.inplace for m in relus)  # the caller's model is left as it was
 
 
 def test_an_image_depends_only_on_the_seed_and_its_channel(mobilenet: organisms.Loaded) -> None:

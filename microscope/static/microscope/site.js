@@ -40,16 +40,22 @@
     fetch(document.body.dataset.jobStatusesUrl + "?" + query.join("&"), {
       headers: {Accept: "application/json"}
     })
-      .then(function (response) { return response.json(); })
+      .then(function (response) {
+        if (!response.ok) throw new Error("job statuses: HTTP " + response.status);
+        return response.json();
+      })
       .then(function (body) {
         var jobs = {};
         body.jobs.forEach(function (job) { jobs[job.id] = job; });
         var ended = rows.map(function (row) {
           var job = jobs[row.dataset.jobId];
-          return job ? show(row, job) : false;
+          if (job) return show(row, job);
+          row.dataset.status = "gone";  /* deleted meanwhile: no longer followed */
+          return false;
         });
         if (ended.some(Boolean)) location.reload(); else setTimeout(poll, 3000);
-      }, function () { setTimeout(poll, 10000); });
+      })
+      .catch(function () { setTimeout(poll, 10000); });  /* offline, or the server erred */
   }
 
   /* Tabs: a click shows its panel without a reload (the link works without scripts). */

@@ -160,12 +160,13 @@ def main(argv: list[str] | None = None) -> None:
             [torch.from_numpy(images[c][0]).permute(2, 0, 1).float() / 255 for c in channels]
         )
         means = _channel_means(loaded, rendered, [decl.name])[decl.name].numpy()
-        won = [bool(means[i, c] > best[decl.name][c]) for i, c in enumerate(channels)]
+        won = {c: bool(means[i, c] > best[decl.name][c]) for i, c in enumerate(channels)}
         # Units that no photo activates at all (some of MobileNetV2's features_0 filters are
         # about 0): only a preview that activates them beats the photos.
         silent = [c for c in channels if best[decl.name][c] <= 0]
-        beat, total, wins = beat + sum(won), total + len(channels), sum(won)
-        active_beat += sum(w for w, c in zip(won, channels, strict=True) if c not in silent)
+        wins = sum(won.values())
+        beat, total = beat + wins, total + len(channels)
+        active_beat += wins - sum(won[c] for c in silent)
         active += len(channels) - len(silent)
         atlas_seconds += per_channel * channels_in_layer
         print(

@@ -108,9 +108,7 @@ def featurevis_params(
             {field if field in FEATUREVIS_FIELDS else "params": str(exc)}
         ) from None
     checked = {"steps": params.steps, "size": params.size, "seed": params.seed, "lr": params.lr}
-    return checked | recipe_extras(
-        {"upsample": params.upsample, "pre_relu_steps": params.pre_relu_steps}
-    )
+    return checked | recipe_extras({name: getattr(params, name) for name in RECIPE_DEFAULTS})
 
 
 def examples_params(

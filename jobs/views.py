@@ -78,7 +78,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.render_job_list(), JOBS_PAGE).get_page(request.GET.get("page"))
     for job in page:
         job.cancellable = job.cancellable_by(request.user)
-    return render(request, "jobs/job_list.html", {"jobs": page, "page": page})
+    return render(request, "jobs/job_list.html", {"page": page})
 
 
 @login_required

@@ -341,14 +341,10 @@ def _final_relu(module: nn.Module) -> nn.Module | None:
     """The ReLU whose output is ``module``'s, if any: ``module`` itself (AlexNet's layers,
     InceptionV1's conv2d0-2) or the last of an ``nn.Sequential`` (torchvision's
     ``Conv2dNormActivation``: MobileNetV2's features_0 and features_18). Its input is the
-    layer's pre-activation; it is made out of place, so that its input stays as it was."""
+    layer's pre-activation."""
     while isinstance(module, nn.Sequential) and len(module):
         module = module[-1]
-    if not isinstance(module, nn.ReLU | nn.ReLU6 | ReluLayer):
-        return None
-    if hasattr(module, "inplace"):
-        module.inplace = False
-    return module
+    return module if isinstance(module, nn.ReLU | nn.ReLU6 | ReluLayer) else None
 
 
 def _mean(picked: torch.Tensor) -> torch.Tensor:
@@ -541,6 +537,8 @@ def render_channels(
     prepared = render_copy(model, keep=[decl.module], cpu=channels_last)
     modules = organism.modules(prepared, [decl.name])
     relu = _final_relu(modules[decl.name]) if params.pre_relu_steps else None
+    if relu is not None and hasattr(relu, "inplace"):
+        relu.inplace = False  # the copy's: its input must stay the pre-activation
     with ExitStack() as stack:
         stack.enter_context(_threads(device, threads))
         stack.enter_context(_fast_cuda(device))

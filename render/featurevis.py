@@ -21,11 +21,13 @@ The render loop is ours, for speed and hygiene:
   starting spectrum comes from its own generator seeded with ``(seed, channel)``, and the
   random transforms, drawn once per step for the whole batch as lucent does, come from a
   ``numpy.random.RandomState(seed)`` restarted for each batch. Global RNGs are untouched.
-  The one caveat is floating point: oneDNN (and cuDNN) pick convolution kernels by batch
-  size, which can move the last bits of an activation and, over many steps, a pixel value
-  or two. With PyTorch's own CPU kernels (``torch.backends.mkldnn.flags(enabled=False)``)
-  a channel's image is bit for bit the same alone or in any batch. Renders are repeatable
-  bit for bit on the CPU; on CUDA, up to its non-deterministic kernels.
+  The one caveat is floating point: kernels split their sums by the batch's shape (oneDNN
+  and cuDNN pick kernels by batch size, and even PyTorch's own CPU kernels do on AVX-512),
+  which can move the last bit of an activation and, over many steps, a pixel value or two.
+  A float64 render with PyTorch's own kernels (``torch.backends.mkldnn.flags(enabled=False)``)
+  gives a channel the same image bit for bit alone or in any batch; a test checks it.
+  Renders are repeatable bit for bit on the CPU; on CUDA, up to its non-deterministic
+  kernels.
 - Threads: oneDNN and torch's reductions split their sums by the thread count, and over
   the steps the images part (measured: max 98/255 between 1 and 2 threads). So a CPU
   render runs on :data:`CPU_THREADS` threads whatever torch is set to: the same on every
@@ -287,7 +289,7 @@ def spectrum_to_rgb(spectrum: torch.Tensor, size: int) -> torch.Tensor:
     scaled = _spectrum_scale(size, spectrum.device) * spectrum
     image = torch.fft.irfftn(torch.view_as_complex(scaled), s=(size, size), norm="ortho")
     image = image[:, :3, :size, :size] / _SPECTRUM_MAGIC
-    colors = torch.tensor(color_correlation_normalized.T, device=image.device)
+    colors = torch.tensor(color_correlation_normalized.T, dtype=image.dtype, device=image.device)
     image = torch.matmul(image.permute(0, 2, 3, 1), colors).permute(0, 3, 1, 2)
     # The permutes leave a channels-last layout; the transforms get the standard one, and
     # the model whichever suits its copy (render_channels sets it just before the call).
@@ -296,7 +298,7 @@ def spectrum_to_rgb(spectrum: torch.Tensor, size: int) -> torch.Tensor:
 
 def _jitter(image: torch.Tensor, d: int, rng: np.random.RandomState) -> torch.Tensor:
     dx, dy = rng.choice(d), rng.choice(d)
-    shift = torch.tensor([[dx, dy]], dtype=torch.float32, device=image.device)
+    shift = torch.tensor([[dx, dy]], dtype=image.dtype, device=image.device)
     return translate(image, shift)
 
 

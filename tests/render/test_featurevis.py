@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import io
+import platform
+import resource
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +30,7 @@ from render.featurevis import (
     random_transforms,
     render_channels,
     render_copy,
+    reuse_freed_memory,
     spectrum_to_rgb,
     to_png,
 )
@@ -206,6 +209,24 @@ def test_an_image_depends_only_on_the_seed_and_its_channel(mobilenet: organisms.
     (gradient,) = torch.autograd.grad(losses[1], [together])
     assert gradient[1].abs().sum() > 0
     assert torch.count_nonzero(gradient[[0, 2]]) == 0
+
+
+def test_a_cpu_render_reuses_the_memory_its_steps_free(mobilenet: organisms.Loaded) -> None:
+    # Every step frees its activations and allocates them again. glibc as it ships hands
+    # some of that memory back to the OS, and the next step faults it in again. Measured
+    # for this second render: 15,000 to 21,000 page faults without the setting, 12 with it.
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("the allocator setting is glibc's")
+    organism = replace(mobilenet.organism, input_size=224)
+    params = FeatureVisParams(steps=2, size=128)
+    render_channels(mobilenet.model, organism, "features_10", [0, 1], params, batch_size=2)
+    assert reuse_freed_memory()
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    render_channels(mobilenet.model, organism, "features_10", [0, 1], params, batch_size=2)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    assert faults < 2_000
 
 
 def test_a_cpu_render_has_the_same_pixels_whatever_torch_s_thread_count(

@@ -11,8 +11,9 @@ both ways, lucent once per channel and ours at each batch size, in interleaved r
 prints seconds per channel (wall: best and median; this process's CPU time: best) and the
 ratios. lucent runs twice a round: in a process of its own, as a researcher runs it, and in
 this one, after our renders have set the C allocator to keep freed memory
-(``render.featurevis.reuse_freed_memory``), which speeds lucent up too; on a small machine that others share, ``--threads 1`` keeps torch's threads from
-spinning against each other. On the CPU, ours optimizes at most
+(``render.featurevis.reuse_freed_memory``), which speeds lucent up too. On a small machine
+that others share, ``--threads 1`` keeps torch's threads from spinning against each other.
+On the CPU, ours optimizes at most
 ``render.featurevis.cpu_batch_images()`` images together whatever the batch size.
 
 Measured on the 2-core development machine (load average about 1), the first form, seconds

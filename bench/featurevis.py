@@ -16,14 +16,11 @@ that others share, ``--threads 1`` keeps torch's threads from spinning against e
 On the CPU, ours optimizes at most
 ``render.featurevis.cpu_batch_images()`` images together whatever the batch size.
 
-Measured on the 2-core development machine (load average about 1), the first form, seconds
-per channel, best wall, speedup over lucent:
-
-    1 thread:  lucent 0.99; ours batch 1 0.48 (2.1x), batch 4 0.39 (2.5x), batch 8 0.39 (2.5x)
-    2 threads: lucent 0.77; ours batch 1 0.40 (1.9x), batch 4 0.25 (3.1x), batch 8 0.25 (3.1x)
-
-Before the render ran a folded, channels-last copy with oneDNN 1x1 convolutions and small
-CPU batches, 1 thread gave 1.4x at batch 4 and 1.0x at batch 8.
+Measured on a 2-core AVX-512 development machine, the full tier's image (128 px upsampled
+to 224) at 64 steps, ``--channels 4 --steps 64 --size 128 --batch 4 --threads 1``, seconds
+per channel, best wall of 3 rounds: lucent in its own process 5.05, lucent here 4.72, ours
+2.36 (2.14x and 2.00x). The 64 px form above, an older run on another machine: lucent
+0.99, ours at batch 4 0.39 (2.5x).
 
 ``--gpu-throughput`` prints channels per second at 512 steps for every InceptionV1 layer
 (random weights: speed does not depend on them) and for one MobileNetV2 layer, and the time

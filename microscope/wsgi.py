@@ -17,10 +17,12 @@ from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "microscope.settings")
+collecting = gc.isenabled()  # a host may have turned it off itself (before a fork, say)
 gc.disable()
 try:
     application = get_wsgi_application()
     get_resolver().url_patterns  # noqa: B018  (the URLconf and its views load now)
 finally:
     gc.freeze()
-    gc.enable()
+    if collecting:
+        gc.enable()

@@ -102,14 +102,13 @@ _PAD = 12
 _SCALES = [1 + (i - 5) / 50.0 for i in range(11)]
 _ANGLES = list(range(-10, 11)) + 5 * [0]
 # Images optimized together at most on the CPU, per torch thread, whatever the batch size
-# asked. Past two an image with one thread (four with two), glibc hands a step's buffers
-# back to the system and faults them in again at every step (thousands of page faults an
-# image) and the activations outgrow the cache. A render's seconds per image and step,
-# 64 px images, one thread, at 1/2/4 images: MobileNetV2 features_10 16/14/18 ms (12 ms at
-# 4 with MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ raised), ResNet-50 layer2_1
-# 41/38/47 ms, InceptionV1 mixed4a 69/63/72 ms; AlexNet conv4 alone gains at 4, 24/22/20.
-# Two threads: MobileNetV2 is 10% faster at four images than at two.
-CPU_IMAGES_PER_THREAD = 2
+# asked. Past four the activations outgrow the cache. Two were faster while glibc faulted a
+# step's buffers in again at every step (64 px, one thread, at 1/2/4 images: MobileNetV2
+# features_10 16/14/18 ms, 12 ms at 4 with its thresholds raised); since a render keeps
+# that memory (reuse_freed_memory), four are: 4 channels, 16 steps, 128 px upsampled, one
+# thread, means of 4 interleaved runs at 2/4 images: MobileNetV2 features_10 2.65/2.32 s,
+# InceptionV1 mixed4a 9.81/9.33 s.
+CPU_IMAGES_PER_THREAD = 4
 # Threads of a CPU render, whatever torch is set to: pixels do not depend on the machine's
 # core count (see the module's notes); one process per core uses the others.
 CPU_THREADS = 1
@@ -480,14 +479,16 @@ def reuse_freed_memory() -> bool:
     for its next job anyway. This is what PyTorch's CPU tuning guide gets from jemalloc or
     tcmalloc (``LD_PRELOAD``), set from here so that every process that renders on the CPU
     has it: workers, ``--sync`` commands, tests and benches. Elsewhere than glibc (macOS,
-    musl) the allocator is left as it is. Returns whether the setting took.
+    musl) the allocator is left as it is. Returns whether glibc took both settings (under an
+    ``LD_PRELOAD``ed jemalloc or tcmalloc they do nothing, and need not).
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs on
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_ABOVE) and mallopt(_M_TRIM_THRESHOLD, _TRIM_ABOVE))
+    took = [mallopt(_M_MMAP_THRESHOLD, _MMAP_ABOVE), mallopt(_M_TRIM_THRESHOLD, _TRIM_ABOVE)]
+    return all(took)
 
 
 @contextmanager

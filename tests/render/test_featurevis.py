@@ -214,19 +214,20 @@ def test_an_image_depends_only_on_the_seed_and_its_channel(mobilenet: organisms.
 def test_a_cpu_render_reuses_the_memory_its_steps_free(mobilenet: organisms.Loaded) -> None:
     # Every step frees its activations and allocates them again. glibc as it ships hands
     # some of that memory back to the OS, and the next step faults it in again. Measured
-    # for this second render: 15,000 to 21,000 page faults without the setting, 12 with it.
+    # for this second render: 17,850 to 30,461 page faults without the setting, 9 to 1,186
+    # with it (the heap now and then grows by a few MB).
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("the allocator setting is glibc's")
     organism = replace(mobilenet.organism, input_size=224)
-    params = FeatureVisParams(steps=2, size=128)
+    params = FeatureVisParams(steps=4, size=128)
     render_channels(mobilenet.model, organism, "features_10", [0, 1], params, batch_size=2)
     assert reuse_freed_memory()
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
     render_channels(mobilenet.model, organism, "features_10", [0, 1], params, batch_size=2)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    faults = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
 
-    assert faults < 2_000
+    assert faults < 6_000
 
 
 def test_a_cpu_render_has_the_same_pixels_whatever_torch_s_thread_count(
@@ -373,7 +374,7 @@ def test_it_optimizes_at_most_a_few_images_together_on_the_cpu(
     )
 
     n = len(channels)
-    assert chunk == 2  # one thread: see the fixture
+    assert chunk == 4  # one thread: see the fixture
     assert calls == [(chunk, n), (n, n)]
 
 

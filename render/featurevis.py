@@ -24,8 +24,9 @@ The render loop is ours, for speed and hygiene:
   The one caveat is floating point: kernels split their sums by the batch's shape (oneDNN
   and cuDNN pick kernels by batch size, and even PyTorch's own CPU kernels do on AVX-512),
   which can move the last bit of an activation and, over many steps, a pixel value or two.
-  A float64 render with PyTorch's own kernels (``torch.backends.mkldnn.flags(enabled=False)``)
-  gives a channel the same image bit for bit alone or in any batch; a test checks it.
+  A float64 render of the channel objective with PyTorch's own kernels
+  (``torch.backends.mkldnn.flags(enabled=False)``) gives a channel the same image bit for
+  bit alone or in any batch; a test checks it. (The losses themselves are taken in float32.)
   Renders are repeatable bit for bit on the CPU; on CUDA, up to its non-deterministic
   kernels.
 - Threads: oneDNN and torch's reductions split their sums by the thread count, and over

@@ -192,15 +192,23 @@ def test_an_uploader_deletes_their_image_and_its_explorations(
     assert not default_storage.exists(upload.file)
 
 
+def uploaded_by_both(
+    ada: Client, bob: User, photo: str, capture_on_commit: Callable
+) -> tuple[Upload, Upload]:
+    """Ada's upload of a corpus photo, then Bob's of the same one (their jobs never sent)."""
+    other = Client()
+    other.force_login(bob)
+    with capture_on_commit(execute=False):
+        for client in (ada, other):
+            client.post("/explore/", {"model": "mobilenet_v2", "corpus_image": photo})
+    hers, his = Upload.objects.order_by("pk")
+    return hers, his
+
+
 def test_a_deleted_account_takes_its_uploaded_files_with_it(
     ada: Client, mobilenet: Model, bob: User, django_capture_on_commit_callbacks: Callable
 ) -> None:
-    other = Client()
-    other.force_login(bob)
-    with django_capture_on_commit_callbacks(execute=False):
-        ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0003.jpg"})
-        other.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0003.jpg"})
-    hers, his = Upload.objects.order_by("pk")
+    hers, his = uploaded_by_both(ada, bob, "0003.jpg", django_capture_on_commit_callbacks)
 
     with django_capture_on_commit_callbacks(execute=True):
         User.objects.get(username="ada").delete()  # as an admin deletes an account
@@ -255,12 +263,7 @@ def test_a_phone_s_jpeg_is_read_and_an_oversized_one_refused_before_it_is_read(
 def test_two_researchers_same_photo_have_their_own_files(
     ada: Client, mobilenet: Model, bob: User, django_capture_on_commit_callbacks: Callable
 ) -> None:
-    other = Client()
-    other.force_login(bob)
-    with django_capture_on_commit_callbacks(execute=False):
-        for client in (ada, other):
-            client.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "0005.jpg"})
-    mine, theirs = Upload.objects.order_by("pk")
+    mine, theirs = uploaded_by_both(ada, bob, "0005.jpg", django_capture_on_commit_callbacks)
     assert mine.sha256 == theirs.sha256 and mine.file != theirs.file  # unguessable, each own
     with django_capture_on_commit_callbacks(execute=True):
         ada.post(f"/explore/uploads/{mine.pk}/delete/")

@@ -214,7 +214,7 @@ def test_an_image_depends_only_on_the_seed_and_its_channel(mobilenet: organisms.
 def test_a_cpu_render_reuses_the_memory_its_steps_free(mobilenet: organisms.Loaded) -> None:
     # Every step frees its activations and allocates them again. glibc as it ships hands
     # some of that memory back to the OS, and the next step faults it in again. Measured
-    # for this second render: 17,850 to 30,461 page faults without the setting, 9 to 1,186
+    # for this second render: 17,850 to 30,461 page faults without the setting, 0 to 2,352
     # with it (the heap now and then grows by a few MB).
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("the allocator setting is glibc's")

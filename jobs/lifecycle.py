@@ -16,7 +16,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q
 from django.utils import timezone
 
-from jobs import tasks
 from jobs.models import RenderJob
 
 __all__ = [
@@ -49,6 +48,8 @@ def worker_name() -> str:
 
 def render_job_enqueue(job_id: int, task_id: str) -> None:
     """Publish the job's message (its id only) to the ``gpu`` queue."""
+    from jobs import tasks  # Celery loads with the first message a process sends
+
     tasks.render_task.apply_async(args=[job_id], task_id=task_id)
 
 

@@ -13,15 +13,17 @@ from __future__ import annotations
 import logging
 import threading
 
-from celery import Task, shared_task
+from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 
+from jobs.celery_app import app
+
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
+@app.task(
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,

@@ -1,5 +1,2 @@
-from __future__ import annotations
-
-from microscope.celery import app as celery_app
-
-__all__ = ["celery_app"]
+"""The project: settings, URLs, the WSGI entry point, and the name workers start the Celery
+app by (``microscope.celery``)."""

@@ -1,13 +1,12 @@
-"""The Celery app. Workers run `celery -A microscope worker -Q gpu`."""
+"""The Celery app, for `celery -A microscope worker -Q gpu`: it lives in ``jobs.celery_app``,
+beside the tasks it runs, so that the site loads it only when it sends a job."""
 
 from __future__ import annotations
 
 import os
 
-from celery import Celery
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "microscope.settings")
 
-app = Celery("microscope")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+from jobs.celery_app import app  # after the settings are named: Celery reads them as it starts
+
+__all__ = ["app"]

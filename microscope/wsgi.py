@@ -1,6 +1,6 @@
 """The web process's entry point (gunicorn ``microscope.wsgi:application``).
 
-Startup creates about 150,000 objects that live as long as the process: modules, classes,
+Startup creates about 140,000 objects that live as long as the process: modules, classes,
 the URLconf. The cyclic garbage collector would scan them again and again while they are
 made, and at every full collection after, for nothing. So it is off while the application
 and its URLconf load, and what they made is then frozen out of its reach (``gc.freeze``);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from django.contrib.syndication.views import Feed
@@ -15,6 +16,13 @@ from neurons.models import Model
 from neurons.selectors import model_get
 
 FEED_ITEMS = 50
+# What XML 1.0 cannot carry, and Django's feed writer refuses (a 500 for everyone reading the
+# feed). Stored text may hold it (an import, an older claim): it is dropped here.
+NOT_XML_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xml_text(text: str) -> str:
+    return NOT_XML_RE.sub("", text)
 
 
 class ModelClaimsFeed(Feed):
@@ -36,16 +44,15 @@ class ModelClaimsFeed(Feed):
         return activity.recent_claims(model=model.slug, limit=FEED_ITEMS)
 
     def item_title(self, claim: Claim) -> str:
-        return f"{claim.target.ref}: {claim.current_revision.label}"
+        return xml_text(f"{claim.target.ref}: {claim.current_revision.label}")
 
     def item_description(self, claim: Claim) -> str:
         # Atom's summary is HTML to feed readers: the argument goes in as text.
-        return escape(
-            f"{claim.kind} claim, {claim.status}. {claim.current_revision.argument[:500]}"
-        )
+        text = f"{claim.kind} claim, {claim.status}. {claim.current_revision.argument[:500]}"
+        return escape(xml_text(text))
 
     def item_author_name(self, claim: Claim) -> str:
-        return claim.author.get_username()
+        return xml_text(claim.author.get_username())
 
     def item_pubdate(self, claim: Claim) -> datetime:
         return claim.created

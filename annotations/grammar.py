@@ -24,7 +24,7 @@ __all__ = ["Circuit", "GrammarError", "Term", "circuit_parse", "circuit_read", "
 MAX_LENGTH = 2000
 MAX_TERMS = 64
 EXAMPLE = "4c:447 = 4b:373 + 4b:237"
-NUMBER_RE = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+NUMBER_RE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")  # ASCII digits only
 SPACE_RE = re.compile(r"\s+")
 SYMBOLS = "=+-*"
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 import markdown
 import nh3
 from django.db.models import Q
+from django.utils.html import linebreaks
 from django.utils.safestring import SafeString, mark_safe
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
@@ -205,7 +206,8 @@ def _clean(html: str, linker: _Linker) -> str:
         if element == "img" and name == "src" and value not in images:
             return None
         if element == "img" and name in ("width", "height"):
-            return value if value.isdigit() and int(value) <= IMAGE_PX_MAX else None
+            digits = value.isascii() and value.isdigit()  # "²" is a digit to isdigit, not to int
+            return value if digits and int(value) <= IMAGE_PX_MAX else None
         return value
 
     cleaned = nh3.clean(
@@ -229,7 +231,11 @@ def markdown_render_many(texts: Sequence[str], *, model: Model | None = None) ->
     rendered = []
     for text in texts:
         renderer.reset()
-        rendered.append(mark_safe(_clean(renderer.convert(text), linker)))  # cleaned by nh3
+        try:
+            html = renderer.convert(text)
+        except RecursionError:  # nested deeper than python-markdown recurses: shown as text
+            html = linebreaks(text, autoescape=True)
+        rendered.append(mark_safe(_clean(html, linker)))  # cleaned by nh3
     return rendered
 
 

@@ -11,6 +11,8 @@ a newer export brings the news. People keep the instance they come from.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -50,6 +52,31 @@ from people.services import profile_update
 FORMAT = "microscope-claims"
 VERSION = 1
 USERNAME = {"max_length": 150, "validators": [UnicodeUsernameValidator()]}
+HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def instance_url(value: str) -> None:
+    """An instance's address: http(s), a host name or IP address, an optional port. Imported
+    people are named ``username@host`` after it, so it must be a host a URL can carry."""
+    if not value.strip():
+        return
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018  (a port out of range, or not a number, raises)
+    except ValueError as error:
+        raise serializers.ValidationError(f"not a URL: {error}") from None
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address, from between brackets
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            host = ""
+    elif not HOSTNAME_RE.fullmatch(host):
+        host = ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise serializers.ValidationError(
+            "an instance's address, e.g. https://microscope.lab-b.example/"
+        )
 
 
 # The document --------------------------------------------------------------------------------
@@ -121,10 +148,11 @@ class PersonDoc(serializers.Serializer):
         required=False,
         default="",
         allow_blank=True,
+        validators=[instance_url],
         help_text="the instance they come from, when not the document's source",
     )
     origin_username = serializers.CharField(
-        max_length=150, required=False, default="", allow_blank=True, help_text="their name there"
+        **USERNAME, required=False, default="", allow_blank=True, help_text="their name there"
     )
     name = serializers.CharField(allow_blank=True, max_length=120, required=False, default="")
     institution = serializers.CharField(
@@ -159,7 +187,13 @@ class ExportDoc(serializers.Serializer):
     version = serializers.ChoiceField(choices=[VERSION])
     model = serializers.SlugField()
     exported = serializers.DateTimeField(required=False)
-    source = serializers.CharField(required=False, allow_blank=True, help_text="where from")
+    source = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        validators=[instance_url],
+        help_text="where from",
+    )
     people = PersonDoc(many=True, required=False, default=list)
     claims = ClaimDoc(many=True)
     lists = ListDoc(

@@ -13,7 +13,7 @@ def checked_page_size(request: Request, param: str, largest: int) -> int | None:
     text = request.query_params.get(param)
     if text is None:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= largest:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= largest:
         raise ValidationError({param: [f"a whole number from 1 to {largest}, not {text!r}"]})
     return int(text)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -22,6 +23,8 @@ def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, st
         raise ValidationError({"name": "Give the token a name, e.g. the lab or script using it."})
     if len(name) > NAME_MAX:
         raise ValidationError({"name": f"Keep the name under {NAME_MAX} characters."})
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValidationError({"name": "Control characters (NUL, tabs, ...) are not allowed."})
     key = KEY_PREFIX + secrets.token_urlsafe(30)
     token = ApiToken.objects.create(
         user=user, name=name, prefix=key[:SHOWN_LENGTH], key_hash=key_hash(key)

@@ -14,7 +14,11 @@ from neurons.models import Layer, Model, Neuron
 
 __all__ = ["BadReference", "NeuronRef", "find_layer", "parse", "resolve", "resolve_anywhere"]
 
-REF_PATTERN = r"(?:(?P<model>[a-z0-9][a-z0-9_-]*)/)?(?P<layer>[A-Za-z0-9_.]+):(?P<index>\d+)"
+# ASCII digits only, and at most nine: no layer has a billion channels, and Python refuses
+# to read numbers of more than 4,300 digits. A longer run of digits is no reference at all.
+REF_PATTERN = (
+    r"(?:(?P<model>[a-z0-9][a-z0-9_-]*)/)?(?P<layer>[A-Za-z0-9_.]+):(?P<index>[0-9]{1,9})(?![0-9])"
+)
 REF_RE = re.compile(REF_PATTERN)
 EXAMPLES = "e.g. 4c:447, mixed4c:447 or inceptionv1/4c:447"
 
@@ -55,7 +59,7 @@ def find_layer(model: Model, name: str) -> Layer:
     layers = {}
     for layer in model.layers.all():
         layers[layer.name] = layers[layer.alias] = layer
-    candidates = [name, re.sub(r"_\d+$", "", name)]
+    candidates = [name, re.sub(r"_[0-9]+$", "", name)]
     for candidate in candidates:
         if candidate in layers:
             return layers[candidate]

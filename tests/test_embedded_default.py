@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -78,3 +79,38 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
     # frozen out of its reach, and it collects again.
     expected += ["True", "True", "True"]
     assert result.stdout.split() == expected, result.stderr
+
+    # The site and its worker write to the one file at once: transactions that read and then
+    # write wait for each other (IMMEDIATE) instead of failing with "database is locked".
+    writers = textwrap.dedent(
+        """
+        import threading, django
+        django.setup()
+        from django.contrib.auth.models import User
+        from django.db import connection, transaction
+        start, failed = threading.Barrier(8), []
+        def write(i):
+            start.wait()
+            try:
+                with transaction.atomic():
+                    User.objects.count()
+                    User.objects.create_user(f"writer{i}")
+            except Exception as error:
+                failed.append(repr(error))
+            finally:
+                connection.close()
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        print(len(failed), User.objects.filter(username__startswith="writer").count(), *failed)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", writers],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "microscope.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == ["0", "8"], result.stdout + result.stderr

@@ -15,7 +15,7 @@ from jobs.planning import render_request
 from neurons.references import BadReference, find_layer, find_model
 from render.params import OBJECTIVES
 
-RANGE_RE = re.compile(r"(\d+)(?:-(\d+))?")
+RANGE_RE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
 
 
 def parse_channels(text: str) -> range:

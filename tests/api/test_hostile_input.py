@@ -1,0 +1,171 @@
+"""What an outside tester's hostile requests found, each once a 500 (most of them on every
+later load of a shared page), now a clear answer: deeply nested Markdown, an index of
+thousands of digits, digits that are not ASCII, control characters in a feed, JSON nested
+100,000 deep, an import naming an instance or a person no URL can carry."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from rest_framework.test import APIClient
+
+from annotations import grammar, services
+from annotations.models import Claim
+from api.models import ApiToken
+from neurons.models import Model
+from neurons.references import BadReference, parse, resolve
+
+NINES = "9" * 5000  # past the 4,300 digits Python's int() reads from a string
+DEEP_LIST = "- " * 3000 + "x"  # deeper than python-markdown's recursion goes
+EXPRESSION = "4c:447 = 4b:373 + 4b:237"
+
+
+@pytest.fixture
+def claim(inceptionv1: Model, alice: User) -> Claim:
+    return services.claim_create(
+        author=alice,
+        target=resolve("inceptionv1/4c:447"),
+        kind="circuit",
+        label="cars",
+        argument="wheels",
+        expression=EXPRESSION,
+    )
+
+
+def test_markdown_nested_too_deep_for_the_parser_is_shown_as_text(
+    claim: Claim, alice: User, bob: User
+) -> None:
+    services.claim_update(
+        claim=claim,
+        author=alice,
+        based_on=1,
+        label="cars",
+        argument=DEEP_LIST,
+        expression=EXPRESSION,
+    )
+    services.comment_create(claim=claim, author=bob, body=DEEP_LIST)
+    page = Client().get(f"/claims/{claim.pk}/")
+    assert page.status_code == 200
+    assert page.content.decode().count("- - - - x") >= 2  # the argument and the comment
+
+
+def test_an_index_of_thousands_of_digits_is_no_reference(claim: Claim, alice: User) -> None:
+    with pytest.raises(BadReference):
+        parse(f"inceptionv1/4c:{NINES}")
+    with pytest.raises(BadReference):
+        parse("inceptionv1/4c:1234567890")  # ten digits: no layer has that many channels
+    assert parse("inceptionv1/4c:447").index == 447
+    services.claim_update(
+        claim=claim,
+        author=alice,
+        based_on=1,
+        label="cars",
+        argument=f"not 4c:{NINES}",
+        expression=EXPRESSION,
+    )
+    browser = Client()
+    assert browser.get(f"/claims/{claim.pk}/").status_code == 200
+    assert browser.get(f"/n/inceptionv1/4c:{NINES}").status_code == 404
+    assert browser.get("/n/", {"q": f"inceptionv1/4c:{NINES}"}).status_code in (200, 404)
+    browser.force_login(alice)
+    new = browser.get("/claims/new/", {"target": f"inceptionv1/4c:{NINES}"})
+    assert new.status_code in (200, 400, 404)
+    preview = browser.get(
+        "/claims/preview/", {"expression": "4c:447 = 4b:1", "target": f"inceptionv1/4c:{NINES}"}
+    )
+    assert preview.status_code in (200, 400)
+
+
+def test_digits_that_are_not_ascii_are_refused_where_a_number_is_read(
+    claim: Claim, api: APIClient
+) -> None:
+    for url in (
+        "/api/v1/claims/?page_size=%C2%B2",  # "²": str.isdigit says yes, int() says no
+        f"/api/v1/claims/{claim.pk}/reviews/?page_size=%C2%B2",
+        f"/api/v1/claims/{claim.pk}/evidence/?revision=%C2%B2",
+    ):
+        response = api.get(url)
+        assert response.status_code == 400, url
+        assert response.json()["error"]["fields"], url
+    assert Client().get(f"/claims/{claim.pk}/?revision=%C2%B2").status_code == 200
+    with pytest.raises(BadReference):
+        parse("inceptionv1/4c:\u0661")  # ARABIC-INDIC DIGIT ONE
+    with pytest.raises(grammar.GrammarError):
+        grammar.circuit_parse("4c:20 = \u0661*4b:1")
+
+
+def test_control_characters_in_a_label_leave_the_feed_readable(
+    inceptionv1: Model, alice: User
+) -> None:
+    services.claim_create(
+        author=alice,
+        target=resolve("inceptionv1/4c:447"),
+        kind="feature",
+        label="a\u202eb\x01c",
+        argument="d\x02e",
+    )
+    feed = Client().get("/models/inceptionv1/claims.atom")
+    assert feed.status_code == 200
+    assert "a\u202ebc" in feed.content.decode() and "\x01" not in feed.content.decode()
+
+
+def test_json_nested_a_hundred_thousand_deep_is_a_400(
+    inceptionv1: Model, alice: User, client_for: Callable[[User], APIClient]
+) -> None:
+    as_alice = client_for(alice)
+    for body in ("[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000):
+        response = as_alice.post("/api/v1/claims/", body, content_type="application/json")
+        assert response.status_code == 400
+        assert "nested too deeply" in response.json()["error"]["message"]
+    assert not Claim.objects.exists()
+
+
+def test_an_import_naming_an_instance_or_a_person_no_url_can_carry_is_refused(
+    claim: Claim, staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    curator = client_for(staff)
+    document = curator.get("/api/v1/export/?model=inceptionv1").json()
+    document["claims"][0]["uid"] = "0b5c3a1e-6f8d-4c2e-9a7b-1d2e3f4a5b6c"  # a new claim
+    document["claims"][0]["author"] = document["people"][0]["username"] = "zed"
+    document["claims"][0]["revisions"][0]["author"] = "zed"
+    before = (Claim.objects.count(), User.objects.count())
+    cases = {
+        "source": {"source": "http://["},
+        "people.0.origin": {"people.0.origin": "http://[::1"},
+        "people.0.origin_username": {"people.0.origin_username": "a b/c?d#e"},
+    }
+    for field, change in cases.items():
+        broken = copy.deepcopy(document)
+        for path, value in change.items():
+            *parents, last = path.split(".")
+            target = broken
+            for part in parents:
+                target = target[int(part)] if part.isdigit() else target[part]
+            target[last] = value
+        response = curator.post("/api/v1/import/", broken, format="json")
+        assert response.status_code == 400, (field, response.content)
+        fields = response.json()["error"]["fields"]
+        assert any(name.startswith(field.split(".")[0]) for name in fields), (field, fields)
+    for source in ("javascript:alert(1)", "lab-b.example", "ftp://lab-b.example/"):
+        broken = copy.deepcopy(document) | {"source": source}
+        assert curator.post("/api/v1/import/", broken, format="json").status_code == 400
+    assert (Claim.objects.count(), User.objects.count()) == before
+    # A well-formed one still imports, and the pages that list its author render.
+    fine = copy.deepcopy(document) | {"source": "https://lab-b.example:8443/api/v1/export/"}
+    report = curator.post("/api/v1/import/", fine, format="json").json()
+    assert report["people_created"] == ["zed@lab-b.example:8443"]
+    assert Client().get("/claims/").status_code == 200
+
+
+def test_a_token_name_with_control_characters_is_refused(alice: User) -> None:
+    browser = Client()
+    browser.force_login(alice)
+    for name in ("\x00", "lab\x07"):
+        response = browser.post("/account/tokens/", {"name": name})
+        assert response.status_code == 400
+        assert b"Control characters" in response.content
+    assert not ApiToken.objects.filter(user=alice).exists()

@@ -10,6 +10,7 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 
 from annotations.models import ListEntry, NeuronList
+from annotations.services import control_character
 from neurons.models import Neuron
 
 __all__ = [
@@ -33,8 +34,8 @@ def _text(field: str, value: str, limit: int, *, required: bool = False) -> str:
         raise ValidationError({field: "this field is required"})
     if len(value) > limit:
         raise ValidationError({field: f"at most {limit} characters ({len(value)} given)"})
-    if "\x00" in value:
-        raise ValidationError({field: "NUL characters are not allowed"})
+    if (control := control_character(value)) is not None:
+        raise ValidationError({field: f"control characters are not allowed ({control})"})
     return value
 
 

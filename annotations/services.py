@@ -7,6 +7,7 @@ Nothing is stored when one is raised.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -79,12 +80,25 @@ def _signed_in(user: User, field: str, action: str) -> None:
         raise ClaimError(field, f"sign in to {action}", code=ClaimError.FORBIDDEN)
 
 
+# Control characters but tab and newlines: nothing a person types, and XML (the feeds, an
+# export read by another tool) cannot carry most of them.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character(value: str) -> str | None:
+    """The first control character of ``value``, written as an escape, or None."""
+    found = CONTROL_RE.search(value)
+    return None if found is None else repr(found.group())[1:-1]
+
+
 def _text(field: str, value: str, *, limit: int, what: str) -> str:
     value = (value or "").strip()
     if not value:
         raise ClaimError(field, f"{what} is required")
     if len(value) > limit:
         raise ClaimError(field, f"{what} is {len(value)} characters long; at most {limit}")
+    if (control := control_character(value)) is not None:
+        raise ClaimError(field, f"{what} may not hold control characters ({control})")
     return value
 
 

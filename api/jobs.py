@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, serializers, status
@@ -96,13 +97,18 @@ class RenderJobListApi(generics.GenericAPIView):
     def get(self, request: Request) -> Response:
         query = RenderJobFilter(data=request.query_params)
         query.is_valid(raise_exception=True)
-        page = self.paginate_queryset(self._jobs(**query.validated_data))
+        page = self.paginate_queryset(self._jobs(request.user, **query.validated_data))
         data = RenderJobSerializer(page, many=True, context={"request": request}).data
         return self.get_paginated_response(data)
 
     @staticmethod
-    def _jobs(*, model: str | None = None, status: str | None = None) -> QuerySet[RenderJob]:
-        jobs = selectors.render_job_list()
+    def _jobs(
+        viewer: AbstractBaseUser | AnonymousUser,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+    ) -> QuerySet[RenderJob]:
+        jobs = selectors.render_job_list(viewer=viewer)
         if model:
             try:
                 jobs = jobs.filter(model=find_model(model))
@@ -151,7 +157,7 @@ def _render(
 class RenderJobDetailApi(generics.GenericAPIView):
     @extend_schema(operation_id="render_jobs_retrieve", responses=RenderJobSerializer)
     def get(self, request: Request, job_id: int) -> Response:
-        job = selectors.render_job_get(job_id=job_id)
+        job = selectors.render_job_get(job_id=job_id, viewer=request.user)
         return Response(RenderJobSerializer(job, context={"request": request}).data)
 
 
@@ -171,7 +177,7 @@ class RenderJobCancelApi(generics.GenericAPIView):
         "that had ended is returned as it is.",
     )
     def post(self, request: Request, job_id: int) -> Response:
-        job = selectors.render_job_get(job_id=job_id)
+        job = selectors.render_job_get(job_id=job_id, viewer=request.user)
         if render_job_cancel_by(job=job, user=request.user):  # refused: a 403 (api.errors)
-            job = selectors.render_job_get(job_id=job_id)
+            job = selectors.render_job_get(job_id=job_id, viewer=request.user)
         return Response(RenderJobSerializer(job, context={"request": request}).data)

@@ -10,11 +10,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
 import render
+from jobs.apps import EXPLORATION_KIND
 from jobs.models import OBJECTIVE_BY_KIND, Artifact, ArtifactKind, Exploration, RenderJob
 from jobs.params import INPUTS, OUTPUTS, tier_of
 from neurons.labels import Label, labels_of
@@ -503,17 +505,21 @@ def neuron_thumbnail_urls(*, neurons: Iterable[Neuron]) -> dict[int, str]:
     return {pk: found.url for pk, found in neuron_thumbnails(neurons=neurons).items()}
 
 
-def render_job_get(*, job_id: int) -> RenderJob:
+def render_job_get(*, job_id: int, viewer: AbstractBaseUser | AnonymousUser) -> RenderJob:
     try:
-        return RenderJob.objects.select_related("model", "layer", "requested_by").get(pk=job_id)
+        return render_job_list(viewer=viewer).get(pk=job_id)
     except RenderJob.DoesNotExist:
         raise Http404(f"there is no render job {job_id}") from None
 
 
-def render_job_list() -> QuerySet[RenderJob]:
-    return RenderJob.objects.select_related("model", "layer", "requested_by").order_by(
-        "-created", "-pk"
-    )
+def render_job_list(*, viewer: AbstractBaseUser | AnonymousUser) -> QuerySet[RenderJob]:
+    """The jobs ``viewer`` may see: all but others' explorations, which are of private
+    photos (their requester and staff see them)."""
+    jobs = RenderJob.objects.select_related("model", "layer", "requested_by")
+    if not viewer.is_staff:
+        others = ~Q(requested_by=viewer.pk) if viewer.is_authenticated else Q()
+        jobs = jobs.exclude(Q(kind=EXPLORATION_KIND) & others)
+    return jobs.order_by("-created", "-pk")
 
 
 STRIP = 6  # pictures per layer on a model's map

@@ -51,7 +51,7 @@ def neuron_render(request: HttpRequest, model: str, layer: str, index: int) -> H
 @require_GET
 def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
     """A job's status as JSON, for the pages' poll and for scripts."""
-    return JsonResponse(selectors.render_job_get(job_id=job_id).as_status())
+    return JsonResponse(selectors.render_job_get(job_id=job_id, viewer=request.user).as_status())
 
 
 JOBS_PAGE = 100
@@ -69,13 +69,15 @@ def job_statuses(request: HttpRequest) -> JsonResponse:
     wrong = [v for v in given if not (v.isascii() and v.isdigit() and len(v) <= 18)]
     if wrong:
         return JsonResponse({"id": [f"{wrong[0][:40]!r} is not a job id"]}, status=400)
-    jobs = selectors.render_job_list().filter(pk__in={int(value) for value in given})
+    ids = {int(value) for value in given}
+    jobs = selectors.render_job_list(viewer=request.user).filter(pk__in=ids)
     return JsonResponse({"jobs": [job.as_status() for job in jobs]})
 
 
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.render_job_list(), JOBS_PAGE).get_page(request.GET.get("page"))
+    jobs = selectors.render_job_list(viewer=request.user)
+    page = Paginator(jobs, JOBS_PAGE).get_page(request.GET.get("page"))
     for job in page:
         job.cancellable = job.cancellable_by(request.user)
     return render(request, "jobs/job_list.html", {"page": page})
@@ -85,7 +87,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     """Cancel a queued or running job (its requester, or staff); back to where the button was."""
-    job = selectors.render_job_get(job_id=job_id)
+    job = selectors.render_job_get(job_id=job_id, viewer=request.user)
     if render_job_cancel_by(job=job, user=request.user):
         messages.info(request, f"Job {job.pk} cancelled; what it rendered is kept.")
     else:

@@ -146,6 +146,20 @@ def test_another_researcher_s_same_photo_reuses_the_result_and_stays_private(
     assert ada.get(f"/explore/{second.pk}/").status_code == 404
     assert [e["id"] for e in api.get("/api/v1/explorations/").json()] == [second.pk]
     assert APIClient().get(f"/api/v1/explorations/{first.pk}/").status_code in (401, 403)
+    # Their jobs too: who explored what, and when, is theirs (and staff's) to see.
+    hers, his = first.job.pk, second.job.pk
+    assert [j["id"] for j in api.get("/api/v1/render-jobs/").json()["results"]] == [his]
+    assert api.get(f"/api/v1/render-jobs/{hers}/").status_code == 404
+    assert APIClient().get("/api/v1/render-jobs/").json()["results"] == []
+    anyone = Client()
+    assert anyone.get(f"/jobs/{his}/status/").status_code == 404
+    assert anyone.get("/jobs/status/", {"id": [hers, his]}).json() == {"jobs": []}
+    assert f'data-job-id="{hers}"' not in anyone.get("/jobs/").content.decode()
+    assert f'data-job-id="{hers}"' in ada.get("/jobs/").content.decode()
+    assert ada.get("/jobs/status/", {"id": [hers, his]}).json()["jobs"][0]["id"] == hers
+    curator = Client()
+    curator.force_login(User.objects.create_user("curator", is_staff=True))
+    assert len(curator.get("/jobs/status/", {"id": [hers, his]}).json()["jobs"]) == 2
 
 
 def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(

@@ -224,6 +224,10 @@ def claim_update(
     fresh = _locked(claim)
     claim_edit_check(claim=fresh, author=author)
     current = fresh.current_revision
+    if not 1 <= based_on <= current.number:
+        raise ClaimError(
+            "based_on", f"the claim has revisions 1 to {current.number}, not {based_on}"
+        )
     if based_on != current.number:
         raise ClaimError(
             "based_on",
@@ -305,6 +309,10 @@ def claim_review(
         raise ClaimError("__all__", "this claim is retracted; it is no longer reviewed")
     _not_hidden(fresh, "reviews")
     current = fresh.current_revision
+    if revision is not None and not 1 <= revision <= current.number:
+        raise ClaimError(
+            "revision", f"the claim has revisions 1 to {current.number}, not {revision}"
+        )
     if revision is not None and revision != current.number:
         raise ClaimError(
             "revision",

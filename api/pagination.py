@@ -2,10 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
+
+BAD_CURSOR = (
+    "not a cursor this list gave out: follow its next and previous links, or start without one"
+)
 
 
 def checked_page_size(request: Request, param: str, largest: int) -> int | None:
@@ -32,6 +37,18 @@ class Cursor(CursorPagination):
     def get_page_size(self, request: Request) -> int:
         asked = checked_page_size(request, self.page_size_query_param, self.max_page_size)
         return asked or self.page_size
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except NotFound:  # DRF's answer to a cursor it cannot read: a 404
+            raise ValidationError({self.cursor_query_param: [BAD_CURSOR]}) from None
+
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> Any:
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except DjangoValidationError:  # a well-formed cursor at a position no row can have
+            raise ValidationError({self.cursor_query_param: [BAD_CURSOR]}) from None
 
     def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> tuple[str, ...]:
         ordering = getattr(view, "cursor_ordering", None) or self.ordering

@@ -293,7 +293,7 @@ def test_the_claim_list_pages_with_a_cursor(as_alice: APIClient, api: APIClient)
         url = body["next"]
     assert seen == made[::-1]
     bad = api.get("/api/v1/claims/?cursor=garbage")
-    assert bad.status_code == 404 and bad.json()["error"]["code"] == "not_found"
+    assert bad.status_code == 400 and "cursor" in bad.json()["error"]["fields"]
 
 
 def test_hidden_claims_are_not_shown_to_others(as_alice: APIClient, api: APIClient) -> None:

@@ -5,6 +5,7 @@ thousands of digits, digits that are not ASCII, control characters in a feed, JS
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Callable
 
@@ -176,3 +177,30 @@ def test_a_token_name_with_control_characters_is_refused(alice: User) -> None:
         assert response.status_code == 400
         assert b"Control characters" in response.content
     assert not ApiToken.objects.filter(user=alice).exists()
+
+
+def test_a_cursor_never_given_out_is_a_400_naming_it(claim: Claim, api: APIClient) -> None:
+    crafted = base64.b64encode(b"p=9999-99-99").decode()  # well-formed, at no possible row
+    for cursor in ("garbage", crafted):
+        response = api.get("/api/v1/claims/", {"cursor": cursor})
+        assert response.status_code == 400, cursor
+        assert "cursor" in response.json()["error"]["fields"], cursor
+
+
+def test_a_review_or_an_edit_of_a_revision_that_does_not_exist_says_so(
+    claim: Claim, alice: User, bob: User, client_for: Callable[[User], APIClient]
+) -> None:
+    review = {"verdict": "support", "reason": "ok", "revision": 2}
+    response = client_for(bob).post(f"/api/v1/claims/{claim.pk}/reviews/", review, format="json")
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert fields["revision"] == ["the claim has revisions 1 to 1, not 2"]
+    with pytest.raises(services.ClaimError, match="revisions 1 to 1, not 99999999999999999999"):
+        services.claim_update(
+            claim=claim,
+            author=alice,
+            based_on=99999999999999999999,
+            label="cars",
+            argument="wheels",
+            expression=EXPRESSION,
+        )

@@ -60,7 +60,7 @@ class ClaimEvidenceApi(generics.GenericAPIView):
             raise Http404(f"claim {pk} is a feature claim: only circuit claims have evidence")
         number = request.query_params.get("revision", "").strip()
         if number:
-            if not (number.isascii() and number.isdigit()):
+            if not (number.isascii() and number.isdigit() and len(number) <= 18):
                 raise serializers.ValidationError({"revision": ["a revision number, e.g. 2"]})
             revision = claim.revisions.filter(number=int(number)).first()
             if revision is None:

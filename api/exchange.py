@@ -43,7 +43,7 @@ from annotations.models import (
     Review,
     Verdict,
 )
-from annotations.services import ClaimError
+from annotations.services import CONTROL_RE, ClaimError
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
 from people.models import Profile
@@ -52,13 +52,14 @@ from people.services import profile_update
 FORMAT = "microscope-claims"
 VERSION = 1
 USERNAME = {"max_length": 150, "validators": [UnicodeUsernameValidator()]}
-HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.?")
 
 
 def instance_url(value: str) -> None:
-    """An instance's address: http(s), a host name or IP address, an optional port. Imported
-    people are named ``username@host`` after it, so it must be a host a URL can carry."""
-    if not value.strip():
+    """An instance's address: http(s), a host name or IP address, an optional port. Or a
+    plain name (``lab-a``), as older documents gave and profiles may still hold. Imported
+    people are named ``username@host`` after it."""
+    if not value.strip() or HOSTNAME_RE.fullmatch(value.strip()):
         return
     try:
         parts = urlsplit(value.strip())
@@ -401,7 +402,10 @@ class _People:
         if found is not None:
             return found.user
         User = get_user_model()
-        host = urlsplit(origin).netloc or origin
+        parts = urlsplit(origin)  # checked by instance_url: it parses
+        host = parts.hostname or origin
+        if parts.port:
+            host = f"{host}-{parts.port}"  # a username holds no ":"
         base = f"{name}@{host}"[:140]
         username, n = base, 1
         while User.objects.filter(**{User.USERNAME_FIELD: username}).exists():
@@ -427,6 +431,19 @@ class _People:
                 profile.save(update_fields=["origin", "origin_username"])
         self.report.people_created.append(username)
         return user
+
+
+def _without_control_characters(data: Any) -> Any:
+    """The document with control characters (but tab and newlines) dropped from its text:
+    claims stored before they were refused may hold some (a form feed pasted from a PDF).
+    What is stored from now on holds none, and a document exported here always imports."""
+    if isinstance(data, str):
+        return CONTROL_RE.sub("", data)
+    if isinstance(data, list):
+        return [_without_control_characters(item) for item in data]
+    if isinstance(data, Mapping):
+        return {key: _without_control_characters(value) for key, value in data.items()}
+    return data
 
 
 def _instance(url: str) -> str:
@@ -782,7 +799,7 @@ class ImportApi(generics.GenericAPIView):
         "nothing is stored.",
     )
     def post(self, request: Request) -> Response:
-        document = ExportDoc(data=request.data)
+        document = ExportDoc(data=_without_control_characters(request.data))
         document.is_valid(raise_exception=True)
         report = claims_import(
             document=document.validated_data,

@@ -18,7 +18,8 @@ def checked_page_size(request: Request, param: str, largest: int) -> int | None:
     text = request.query_params.get(param)
     if text is None:
         return None
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= largest:
+    digits = text.isascii() and text.isdigit() and len(text) <= 18  # int() reads 4,300 at most
+    if not digits or not 1 <= int(text) <= largest:
         raise ValidationError({param: [f"a whole number from 1 to {largest}, not {text!r}"]})
     return int(text)
 
@@ -47,7 +48,8 @@ class Cursor(CursorPagination):
     def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> Any:
         try:
             return super().paginate_queryset(queryset, request, view)
-        except DjangoValidationError:  # a well-formed cursor at a position no row can have
+        # A well-formed cursor at a position no row can have: not a date, or one out of range.
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
             raise ValidationError({self.cursor_query_param: [BAD_CURSOR]}) from None
 
     def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> tuple[str, ...]:

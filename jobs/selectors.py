@@ -169,9 +169,12 @@ def histogram_bars(counts: list[int], edges: list[float]) -> list[Bar]:
 
 
 def jobs_covering(*, neuron: Neuron) -> QuerySet[RenderJob]:
+    """The jobs that render something of ``neuron``. An exploration runs a private photo
+    through the whole model, but renders nothing of a neuron: it is never one of them."""
     layer = neuron.layer
     return (
         RenderJob.objects.filter(model_id=layer.model_id)
+        .exclude(kind=EXPLORATION_KIND)
         .filter(Q(layer=layer) | Q(layer__isnull=True))
         .filter(channel_start__lte=neuron.index)
         .filter(Q(channel_stop__isnull=True) | Q(channel_stop__gt=neuron.index))

@@ -154,7 +154,7 @@ def evidence_view(evidence: Evidence) -> EvidenceView | None:
 
 
 def _revision(claim: Claim, asked: str | None) -> ClaimRevision | int | None:
-    if asked and asked.isascii() and asked.isdigit():
+    if asked and asked.isascii() and asked.isdigit() and len(asked) <= 18:
         found = claim.revisions.filter(number=int(asked)).first()
         if found is not None:
             return found

@@ -15,7 +15,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from annotations import grammar, services
-from annotations.models import Claim
+from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Review
 from api.models import ApiToken
 from neurons.models import Model
 from neurons.references import BadReference, parse, resolve
@@ -158,15 +158,26 @@ def test_an_import_naming_an_instance_or_a_person_no_url_can_carry_is_refused(
         assert response.status_code == 400, (field, response.content)
         fields = response.json()["error"]["fields"]
         assert any(name.startswith(field.split(".")[0]) for name in fields), (field, fields)
-    for source in ("javascript:alert(1)", "lab-b.example", "ftp://lab-b.example/"):
+    for source in ("javascript:alert(1)", "lab b", "ftp://lab-b.example/"):
         broken = copy.deepcopy(document) | {"source": source}
         assert curator.post("/api/v1/import/", broken, format="json").status_code == 400
     assert (Claim.objects.count(), User.objects.count()) == before
     # A well-formed one still imports, and the pages that list its author render.
     fine = copy.deepcopy(document) | {"source": "https://lab-b.example:8443/api/v1/export/"}
     report = curator.post("/api/v1/import/", fine, format="json").json()
-    assert report["people_created"] == ["zed@lab-b.example:8443"]
+    assert report["people_created"] == ["zed@lab-b.example-8443"]  # a username has no ":"
     assert Client().get("/claims/").status_code == 200
+    # Its people export again and import elsewhere; so do older documents' plain names
+    # ("lab-a") and text stored before control characters were refused.
+    again = curator.get("/api/v1/export/?model=inceptionv1").json()
+    again["source"] = "lab-a"
+    again["claims"][0]["revisions"][0]["argument"] += "\x0c"
+    Claim.objects.update(current_revision=None)
+    for model in (Review, Comment, ClaimTerm, ClaimRevision, Claim):
+        model.objects.all().delete()
+    report = curator.post("/api/v1/import/", again, format="json").json()
+    assert report["claims_created"] == 2, report
+    assert not Claim.objects.filter(revisions__argument__contains="\x0c").exists()
 
 
 def test_a_token_name_with_control_characters_is_refused(alice: User) -> None:
@@ -185,6 +196,13 @@ def test_a_cursor_never_given_out_is_a_400_naming_it(claim: Claim, api: APIClien
         response = api.get("/api/v1/claims/", {"cursor": cursor})
         assert response.status_code == 400, cursor
         assert "cursor" in response.json()["error"]["fields"], cursor
+    for edge in (b"p=0001-01-01T00:00:00+05:00", b"p=9999-12-31T23:59:59-05:00"):
+        # Out of range once in UTC: an OverflowError on SQLite, a date on PostgreSQL.
+        cursor = base64.b64encode(edge).decode()
+        assert api.get("/api/v1/claims/", {"cursor": cursor}).status_code in (200, 400)
+    assert api.get("/api/v1/claims/", {"page_size": NINES}).status_code == 400
+    assert api.get(f"/api/v1/claims/{claim.pk}/evidence/", {"revision": NINES}).status_code == 400
+    assert Client().get(f"/claims/{claim.pk}/", {"revision": NINES}).status_code == 200
 
 
 def test_a_review_or_an_edit_of_a_revision_that_does_not_exist_says_so(

@@ -157,6 +157,10 @@ def test_another_researcher_s_same_photo_reuses_the_result_and_stays_private(
     assert f'data-job-id="{hers}"' not in anyone.get("/jobs/").content.decode()
     assert f'data-job-id="{hers}"' in ada.get("/jobs/").content.decode()
     assert ada.get("/jobs/status/", {"id": [hers, his]}).json()["jobs"][0]["id"] == hers
+    # Nor does a neuron's page or API item list them: an exploration renders no neuron.
+    neuron_page = anyone.get("/models/mobilenet_v2/features_10/0/").content.decode()
+    assert "data-job-id=" not in neuron_page
+    assert APIClient().get("/api/v1/neurons/mobilenet_v2/features_10/0/").json()["jobs"] == []
     curator = Client()
     curator.force_login(User.objects.create_user("curator", is_staff=True))
     assert len(curator.get("/jobs/status/", {"id": [hers, his]}).json()["jobs"]) == 2

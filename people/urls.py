@@ -67,5 +67,7 @@ urlpatterns = [
         ),
         name="password_reset_complete",
     ),
-    path("people/<str:username>/", views.person_detail, name="person"),
+    # path, not str: a username from an older import may hold "/" (or "?", "#", a space,
+    # which reverse() quotes), and every page that names its person must still render.
+    path("people/<path:username>/", views.person_detail, name="person"),
 ]

@@ -222,3 +222,15 @@ def test_a_review_or_an_edit_of_a_revision_that_does_not_exist_says_so(
             argument="wheels",
             expression=EXPRESSION,
         )
+
+
+def test_a_person_whose_username_no_url_segment_holds_still_has_pages(claim: Claim) -> None:
+    """Usernames that an import made before origin usernames were checked."""
+    odd = User.objects.create_user("a b/c?d#e@lab-b.example")
+    services.comment_create(claim=claim, author=odd, body="hello")
+    browser = Client()
+    assert browser.get("/claims/").status_code == 200
+    page = browser.get(f"/claims/{claim.pk}/").content.decode()
+    url = "/people/a%20b/c%3Fd%23e@lab-b.example/"
+    assert f'href="{url}"' in page
+    assert browser.get(url).context["person"] == odd

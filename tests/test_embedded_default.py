@@ -24,6 +24,18 @@ def manage(*args: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
+def site_python(code: str, *, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python process of the site, as a web process would be."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "microscope.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_torch_or_celery(
     tmp_path: Path,
 ) -> None:
@@ -64,14 +76,7 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
         " 'celery' in sys.modules,"
         " settings.DEBUG, missing.status_code, technical, *startup)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env={**env, "DJANGO_SETTINGS_MODULE": "microscope.settings"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = site_python(code, env=env)
     # Neither torch nor Celery: pages send no job, and Celery loads with the first one sent.
     expected = ["200", "/models/inceptionv1/mixed4c/447/", *["200"] * len(pages), "False", "False"]
     expected += ["False", "404", "False"]  # safe by default: no DEBUG, no technical 404
@@ -105,12 +110,5 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
         print(len(failed), User.objects.filter(username__startswith="writer").count(), *failed)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", writers],
-        cwd=REPO,
-        env={**env, "DJANGO_SETTINGS_MODULE": "microscope.settings"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = site_python(writers, env=env)
     assert result.stdout.split() == ["0", "8"], result.stdout + result.stderr

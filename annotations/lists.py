@@ -10,8 +10,8 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 
 from annotations.models import ListEntry, NeuronList
-from annotations.services import control_character
 from neurons.models import Neuron
+from neurons.validation import control_character
 
 __all__ = [
     "entry_add",

@@ -26,6 +26,7 @@ from jobs.selectors import neuron_thumbnail_urls
 from neurons import references
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, NeuronRef
+from neurons.validation import whole_number
 
 __all__ = ["markdown_render", "markdown_render_many"]
 
@@ -206,8 +207,8 @@ def _clean(html: str, linker: _Linker) -> str:
         if element == "img" and name == "src" and value not in images:
             return None
         if element == "img" and name in ("width", "height"):
-            digits = value.isascii() and value.isdigit()  # "²" is a digit to isdigit, not to int
-            return value if digits and int(value) <= IMAGE_PX_MAX else None
+            pixels = whole_number(value)
+            return value if pixels is not None and pixels <= IMAGE_PX_MAX else None
         return value
 
     cleaned = nh3.clean(

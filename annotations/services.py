@@ -7,7 +7,6 @@ Nothing is stored when one is raised.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -32,6 +31,7 @@ from annotations.models import (
 )
 from jobs.planning import render_job_create
 from neurons.models import Neuron
+from neurons.validation import control_character
 from render import catalog
 
 User = AbstractBaseUser | AnonymousUser
@@ -78,17 +78,6 @@ class Content:
 def _signed_in(user: User, field: str, action: str) -> None:
     if user is None or not user.is_authenticated:
         raise ClaimError(field, f"sign in to {action}", code=ClaimError.FORBIDDEN)
-
-
-# Control characters but tab and newlines: nothing a person types, and XML (the feeds, an
-# export read by another tool) cannot carry most of them.
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def control_character(value: str) -> str | None:
-    """The first control character of ``value``, written as an escape, or None."""
-    found = CONTROL_RE.search(value)
-    return None if found is None else repr(found.group())[1:-1]
 
 
 def _text(field: str, value: str, *, limit: int, what: str) -> str:

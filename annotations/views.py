@@ -41,6 +41,7 @@ from neurons.references import (
     resolve,
     resolve_anywhere,
 )
+from neurons.validation import whole_number
 
 PAGE_SIZE = 50
 
@@ -289,19 +290,16 @@ def comment_hide(request: HttpRequest, pk: int) -> HttpResponse:
 # Writing claims -------------------------------------------------------------------------
 
 
-def _target(text: str) -> Neuron:
-    try:
-        return resolve(text)
-    except BadReference as exc:
-        raise Http404(str(exc)) from None
-
-
 @login_required
 def claim_create(request: HttpRequest) -> HttpResponse:
     """GET ``?target=inceptionv1/4c:447`` shows the form (the neuron page has it too)."""
+    given = request.POST if request.method == "POST" else request.GET
+    try:
+        target = resolve(given.get("target", ""))
+    except BadReference as exc:
+        return render(request, "400.html", {"message": f"target: {exc}"}, status=400)
     if request.method == "POST":
         form = ClaimCreateForm(request.POST)
-        target = _target(request.POST.get("target", ""))
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -321,7 +319,6 @@ def claim_create(request: HttpRequest) -> HttpResponse:
                 return redirect(claim)
         status = 400
     else:
-        target = _target(request.GET.get("target", ""))
         form = ClaimCreateForm(
             initial={"target": target.ref, "expression": f"{target.short_ref} = "}
         )
@@ -558,10 +555,10 @@ def list_add(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def list_add_any(request: HttpRequest) -> HttpResponse:
     """A neuron page's form: the list is a field (``list``), not in the address."""
-    pk = request.POST.get("list", "")
-    if not (pk.isascii() and pk.isdigit() and len(pk) < 12):
+    pk = whole_number(request.POST.get("list"))
+    if pk is None:
         raise Http404("choose one of your lists")
-    return list_add(request, int(pk))
+    return list_add(request, pk)
 
 
 @login_required

@@ -26,6 +26,7 @@ from annotations.filters import ClaimFilter
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Kind, Status, Verdict
 from annotations.services import ClaimError
 from api.errors import PreconditionFailed, PreconditionRequired
+from api.fields import Text
 from api.pagination import Cursor
 from neurons.models import Neuron
 from neurons.references import BadReference, resolve
@@ -115,15 +116,11 @@ class CommentSerializer(serializers.Serializer):
 
 
 class ClaimCreateInput(serializers.Serializer):
-    target = serializers.CharField(
-        max_length=200, help_text="the neuron it is about: inceptionv1/4c:447"
-    )
+    target = Text(max_length=200, help_text="the neuron it is about: inceptionv1/4c:447")
     kind = serializers.ChoiceField(choices=Kind.choices)
-    label = serializers.CharField(allow_blank=True, help_text="one line")
-    argument = serializers.CharField(allow_blank=True, help_text="Markdown")
-    expression = serializers.CharField(
-        allow_blank=True, required=False, default="", help_text="circuit claims only"
-    )
+    label = Text(allow_blank=True, help_text="one line")
+    argument = Text(allow_blank=True, help_text="Markdown")
+    expression = Text(allow_blank=True, required=False, default="", help_text="circuit claims only")
 
     def validate_target(self, text: str) -> Neuron:
         try:
@@ -133,14 +130,14 @@ class ClaimCreateInput(serializers.Serializer):
 
 
 class ClaimUpdateInput(serializers.Serializer):
-    label = serializers.CharField(allow_blank=True)
-    argument = serializers.CharField(allow_blank=True)
-    expression = serializers.CharField(allow_blank=True, required=False)
+    label = Text(allow_blank=True)
+    argument = Text(allow_blank=True)
+    expression = Text(allow_blank=True, required=False)
 
 
 class ReviewInput(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=Verdict.choices)
-    reason = serializers.CharField(allow_blank=True)
+    reason = Text(allow_blank=True)
     revision = serializers.IntegerField(
         required=False,
         min_value=1,
@@ -150,7 +147,7 @@ class ReviewInput(serializers.Serializer):
 
 
 class CommentInput(serializers.Serializer):
-    body = serializers.CharField(allow_blank=True, help_text="Markdown")
+    body = Text(allow_blank=True, help_text="Markdown")
 
 
 # Views -------------------------------------------------------------------------------------

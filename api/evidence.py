@@ -14,6 +14,7 @@ from rest_framework.reverse import reverse
 
 from annotations import selectors
 from annotations.models import Evidence, Kind
+from neurons.validation import whole_number
 
 
 class EvidenceSerializer(serializers.Serializer):
@@ -60,9 +61,9 @@ class ClaimEvidenceApi(generics.GenericAPIView):
             raise Http404(f"claim {pk} is a feature claim: only circuit claims have evidence")
         number = request.query_params.get("revision", "").strip()
         if number:
-            if not (number.isascii() and number.isdigit() and len(number) <= 18):
+            if (asked := whole_number(number)) is None:
                 raise serializers.ValidationError({"revision": ["a revision number, e.g. 2"]})
-            revision = claim.revisions.filter(number=int(number)).first()
+            revision = claim.revisions.filter(number=asked).first()
             if revision is None:
                 raise Http404(f"claim {pk} has no revision {number}")
         else:

@@ -43,9 +43,11 @@ from annotations.models import (
     Review,
     Verdict,
 )
-from annotations.services import CONTROL_RE, ClaimError
+from annotations.services import ClaimError
+from api.fields import Text
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
+from neurons.validation import CONTROL_RE
 from people.models import Profile
 from people.services import profile_update
 
@@ -84,34 +86,34 @@ def instance_url(value: str) -> None:
 
 
 class TermDoc(serializers.Serializer):
-    ref = serializers.CharField(max_length=200)
+    ref = Text(max_length=200)
     role = serializers.ChoiceField(choices=["target", "component"])
     coefficient = serializers.FloatField()
 
 
 class RevisionDoc(serializers.Serializer):
     number = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
-    label = serializers.CharField(allow_blank=True)
-    expression = serializers.CharField(allow_blank=True, required=False, default="")
-    argument = serializers.CharField(allow_blank=True)
-    author = serializers.CharField(**USERNAME)
+    label = Text(allow_blank=True)
+    expression = Text(allow_blank=True, required=False, default="")
+    argument = Text(allow_blank=True)
+    author = Text(**USERNAME)
     created = serializers.DateTimeField()
     terms = TermDoc(many=True, required=False, help_text="for readers; import re-derives them")
 
 
 class ReviewDoc(serializers.Serializer):
     revision = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
-    reviewer = serializers.CharField(**USERNAME)
+    reviewer = Text(**USERNAME)
     verdict = serializers.ChoiceField(choices=Verdict.choices)
-    reason = serializers.CharField(allow_blank=True)
+    reason = Text(allow_blank=True)
     current = serializers.BooleanField(required=False, default=True)
     hidden = serializers.BooleanField(required=False, default=False)
     created = serializers.DateTimeField()
 
 
 class CommentDoc(serializers.Serializer):
-    author = serializers.CharField(**USERNAME)
-    body = serializers.CharField(allow_blank=True)
+    author = Text(**USERNAME)
+    body = Text(allow_blank=True)
     hidden = serializers.BooleanField(required=False, default=False)
     created = serializers.DateTimeField()
 
@@ -119,8 +121,8 @@ class CommentDoc(serializers.Serializer):
 class ClaimDoc(serializers.Serializer):
     uid = serializers.UUIDField()
     kind = serializers.ChoiceField(choices=Kind.choices)
-    target = serializers.CharField(max_length=200, help_text="inceptionv1/4c:447")
-    author = serializers.CharField(**USERNAME)
+    target = Text(max_length=200, help_text="inceptionv1/4c:447")
+    author = Text(**USERNAME)
     created = serializers.DateTimeField()
     retracted_at = serializers.DateTimeField(allow_null=True, required=False, default=None)
     hidden = serializers.BooleanField(required=False, default=False)
@@ -143,8 +145,8 @@ class ClaimDoc(serializers.Serializer):
 
 
 class PersonDoc(serializers.Serializer):
-    username = serializers.CharField(**USERNAME, help_text="how the claims below name them")
-    origin = serializers.CharField(
+    username = Text(**USERNAME, help_text="how the claims below name them")
+    origin = Text(
         max_length=300,
         required=False,
         default="",
@@ -152,13 +154,11 @@ class PersonDoc(serializers.Serializer):
         validators=[instance_url],
         help_text="the instance they come from, when not the document's source",
     )
-    origin_username = serializers.CharField(
+    origin_username = Text(
         **USERNAME, required=False, default="", allow_blank=True, help_text="their name there"
     )
-    name = serializers.CharField(allow_blank=True, max_length=120, required=False, default="")
-    institution = serializers.CharField(
-        allow_blank=True, max_length=200, required=False, default=""
-    )
+    name = Text(allow_blank=True, max_length=120, required=False, default="")
+    institution = Text(allow_blank=True, max_length=200, required=False, default="")
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         person = super().to_representation(instance)
@@ -169,17 +169,15 @@ class PersonDoc(serializers.Serializer):
 
 
 class ListEntryDoc(serializers.Serializer):
-    ref = serializers.CharField(max_length=200, help_text="inceptionv1/4c:447")
-    note = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
+    ref = Text(max_length=200, help_text="inceptionv1/4c:447")
+    note = Text(allow_blank=True, max_length=2000, required=False, default="")
 
 
 class ListDoc(serializers.Serializer):
     uid = serializers.UUIDField()
-    title = serializers.CharField(max_length=200)
-    description = serializers.CharField(
-        allow_blank=True, max_length=5000, required=False, default=""
-    )
-    owner = serializers.CharField(**USERNAME)
+    title = Text(max_length=200)
+    description = Text(allow_blank=True, max_length=5000, required=False, default="")
+    owner = Text(**USERNAME)
     entries = ListEntryDoc(many=True, help_text="those of the document's model")
 
 
@@ -188,7 +186,7 @@ class ExportDoc(serializers.Serializer):
     version = serializers.ChoiceField(choices=[VERSION])
     model = serializers.SlugField()
     exported = serializers.DateTimeField(required=False)
-    source = serializers.CharField(
+    source = Text(
         max_length=300,
         required=False,
         allow_blank=True,
@@ -737,7 +735,7 @@ class ImportReportSerializer(serializers.Serializer):
     comments = serializers.IntegerField()
     lists_created = serializers.IntegerField()
     list_entries = serializers.IntegerField(help_text="entries added to lists")
-    people_created = serializers.ListField(child=serializers.CharField())
+    people_created = serializers.ListField(child=Text())
 
 
 class ExportApi(generics.GenericAPIView):

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api.catalog import _neuron_api_path
+from api.fields import Text
 from api.parsers import JSONParser
 from jobs.explore import exploration_get, exploration_request, upload_delete
 from jobs.models import Exploration
@@ -27,7 +28,7 @@ class ExplorationInput(serializers.Serializer):
     image = serializers.FileField(
         required=False, help_text="JPEG, PNG or WebP (multipart); or name a corpus_image"
     )
-    corpus_image = serializers.CharField(
+    corpus_image = Text(
         required=False, allow_blank=True, max_length=200, help_text="a corpus image's name"
     )
 

@@ -15,28 +15,27 @@ from rest_framework.reverse import reverse
 from annotations import lists
 from annotations.models import NeuronList
 from api.catalog import _neuron_api_path
+from api.fields import Text
 from neurons.references import BadReference, resolve
 
 
 class EntrySerializer(serializers.Serializer):
-    neuron = serializers.CharField(help_text="inceptionv1/4c:447")
-    note = serializers.CharField(allow_blank=True, max_length=2000, required=False, default="")
-    api_url = serializers.CharField(read_only=True, help_text="the neuron's")
+    neuron = Text(help_text="inceptionv1/4c:447")
+    note = Text(allow_blank=True, max_length=2000, required=False, default="")
+    api_url = Text(read_only=True, help_text="the neuron's")
     added = serializers.DateTimeField(read_only=True)
 
 
 class ListSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     uid = serializers.UUIDField(read_only=True, help_text="the same on every instance")
-    title = serializers.CharField(max_length=200)
-    description = serializers.CharField(
-        allow_blank=True, max_length=5000, required=False, default=""
-    )
-    owner = serializers.CharField(read_only=True)
+    title = Text(max_length=200)
+    description = Text(allow_blank=True, max_length=5000, required=False, default="")
+    owner = Text(read_only=True)
     entries = EntrySerializer(many=True, read_only=True)
     updated = serializers.DateTimeField(read_only=True)
-    url = serializers.CharField(read_only=True, help_text="its page, to share")
-    api_url = serializers.CharField(read_only=True)
+    url = Text(read_only=True, help_text="its page, to share")
+    api_url = Text(read_only=True)
 
 
 def _body(request: Request, neuron_list: NeuronList) -> dict[str, Any]:
@@ -106,7 +105,7 @@ class ListDetailApi(generics.GenericAPIView):
 
 
 class EntryRemoveInput(serializers.Serializer):
-    neuron = serializers.CharField(max_length=200, help_text="inceptionv1/4c:447")
+    neuron = Text(max_length=200, help_text="inceptionv1/4c:447")
 
 
 def _neuron(text: str) -> Any:

@@ -8,6 +8,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
+from neurons.validation import whole_number
+
 BAD_CURSOR = (
     "not a cursor this list gave out: follow its next and previous links, or start without one"
 )
@@ -18,10 +20,10 @@ def checked_page_size(request: Request, param: str, largest: int) -> int | None:
     text = request.query_params.get(param)
     if text is None:
         return None
-    digits = text.isascii() and text.isdigit() and len(text) <= 18  # int() reads 4,300 at most
-    if not digits or not 1 <= int(text) <= largest:
+    size = whole_number(text)
+    if size is None or not 1 <= size <= largest:
         raise ValidationError({param: [f"a whole number from 1 to {largest}, not {text!r}"]})
-    return int(text)
+    return size
 
 
 class Cursor(CursorPagination):

@@ -1,13 +1,28 @@
-"""The API's JSON parser: DRF's, with a body nested too deeply for Python's decoder (``[``
-100,000 times) refused as a parse error, a 400, like any other malformed JSON."""
+"""The API's JSON parser: DRF's, with two more kinds of body refused as a parse error (a 400,
+like any other malformed JSON) instead of reaching a view:
+
+- a body nested too deeply for Python's decoder (``[`` 100,000 times), a RecursionError;
+- a number too large for a float (``1e400``), which Python reads as ``inf``, as DRF's
+  strict mode already refuses the literal ``Infinity``.
+"""
 
 from __future__ import annotations
 
+import codecs
+import math
 from collections.abc import Mapping
 from typing import IO, Any
 
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
+from rest_framework.utils import json
+
+
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
 
 
 class JSONParser(parsers.JSONParser):
@@ -17,7 +32,10 @@ class JSONParser(parsers.JSONParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
+        encoding = parsers.get_encoding(parser_context or {})
         try:
-            return super().parse(stream, media_type, parser_context)
+            return json.load(codecs.getreader(encoding)(stream), parse_float=finite_float)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None

@@ -19,6 +19,7 @@ from jobs.planning import FEATUREVIS_KINDS, render_request_neuron
 from jobs.selectors import exploration_page
 from jobs.uploads import upload_read
 from neurons import selectors as catalog
+from neurons.validation import whole_number
 
 
 @login_required
@@ -65,8 +66,7 @@ def job_statuses(request: HttpRequest) -> JsonResponse:
     given = request.GET.getlist("id")
     if not 1 <= len(given) <= STATUSES_MAX:
         return JsonResponse({"id": [f"give 1 to {STATUSES_MAX} job ids"]}, status=400)
-    # Digits only (int() takes " 1" and "1_0"), and at most 18 of them: no larger id fits.
-    wrong = [v for v in given if not (v.isascii() and v.isdigit() and len(v) <= 18)]
+    wrong = [value for value in given if whole_number(value) is None]
     if wrong:
         return JsonResponse({"id": [f"{wrong[0][:40]!r} is not a job id"]}, status=400)
     ids = {int(value) for value in given}

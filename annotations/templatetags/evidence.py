@@ -14,6 +14,7 @@ from django import template
 
 from annotations import selectors
 from annotations.models import Claim, ClaimRevision, Evidence, Kind
+from neurons.validation import whole_number
 
 register = template.Library()
 
@@ -154,8 +155,8 @@ def evidence_view(evidence: Evidence) -> EvidenceView | None:
 
 
 def _revision(claim: Claim, asked: str | None) -> ClaimRevision | int | None:
-    if asked and asked.isascii() and asked.isdigit() and len(asked) <= 18:
-        found = claim.revisions.filter(number=int(asked)).first()
+    if (number := whole_number(asked)) is not None:
+        found = claim.revisions.filter(number=number).first()
         if found is not None:
             return found
     return claim.current_revision_id

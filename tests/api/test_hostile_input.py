@@ -1,7 +1,9 @@
 """What an outside tester's hostile requests found, each once a 500 (most of them on every
 later load of a shared page), now a clear answer: deeply nested Markdown, an index of
 thousands of digits, digits that are not ASCII, control characters in a feed, JSON nested
-100,000 deep, an import naming an instance or a person no URL can carry."""
+100,000 deep, an import naming an instance or a person no URL can carry; and what was
+stored or answered wrongly without a 500: a number where text goes, control characters in a
+name, a new claim on no neuron."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Review
 from api.models import ApiToken
 from neurons.models import Model
 from neurons.references import BadReference, parse, resolve
+from people.models import Profile
 
 NINES = "9" * 5000  # past the 4,300 digits Python's int() reads from a string
 DEEP_LIST = "- " * 3000 + "x"  # deeper than python-markdown's recursion goes
@@ -234,3 +237,53 @@ def test_a_person_whose_username_no_url_segment_holds_still_has_pages(claim: Cla
     url = "/people/a%20b/c%3Fd%23e@lab-b.example/"
     assert f'href="{url}"' in page
     assert browser.get(url).context["person"] == odd
+
+
+def test_a_number_where_text_goes_is_refused_not_stored_as_its_str(
+    inceptionv1: Model, alice: User, client_for: Callable[[User], APIClient]
+) -> None:
+    as_alice = client_for(alice)
+    post = {"target": "inceptionv1/4c:1", "kind": "feature", "argument": "c"}
+    for label in (7, 1.5, True):
+        response = as_alice.post("/api/v1/claims/", post | {"label": label}, format="json")
+        assert response.status_code == 400, label
+        assert response.json()["error"]["fields"]["label"] == ["Not a valid string."]
+    # 1e400 is more than a float holds: Python reads it as inf, as DRF refuses "Infinity".
+    body = '{"target": "inceptionv1/4c:1", "kind": "feature", "argument": "c", "label": 1e400}'
+    response = as_alice.post("/api/v1/claims/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "number out of range: 1e400" in response.json()["error"]["message"]
+    listed = as_alice.post("/api/v1/lists/", {"title": 12}, format="json")
+    assert listed.status_code == 400 and "title" in listed.json()["error"]["fields"]
+    assert not Claim.objects.exists()
+    fine = as_alice.post("/api/v1/claims/", post | {"label": "7", "argument": "1e400"})
+    assert fine.status_code == 201, fine.content
+
+
+def test_a_profile_name_with_control_characters_is_refused(alice: User) -> None:
+    browser = Client()
+    browser.force_login(alice)
+    response = browser.post("/accounts/profile/", {"name": "Ada\x1b[31m", "institution": ""})
+    assert b"control characters" in response.content and b"\\x1b" in response.content
+    assert not Profile.objects.filter(name__contains="\x1b").exists()
+    signup = Client().post(
+        "/accounts/signup/",
+        {"username": "eve", "name": "Eve", "institution": "Lab\x07",
+         "password1": "a long enough passphrase", "password2": "a long enough passphrase"},
+    )  # fmt: skip
+    assert b"control characters" in signup.content
+    assert not User.objects.filter(username="eve").exists()
+
+
+def test_a_new_claim_on_a_neuron_that_does_not_exist_is_a_400_naming_target(
+    inceptionv1: Model, alice: User
+) -> None:
+    browser = Client()
+    browser.force_login(alice)
+    asked = browser.get("/claims/new/", {"target": "inceptionv1/4c:9999"})
+    assert asked.status_code == 400
+    assert b"target: " in asked.content and b"4c" in asked.content
+    post = {"target": "nosuchmodel/1:1", "kind": "feature", "label": "x", "argument": "y"}
+    posted = browser.post("/claims/new/", post)
+    assert posted.status_code == 400 and b"target: " in posted.content
+    assert not Claim.objects.exists()

@@ -15,7 +15,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +53,8 @@ from people.services import profile_update
 
 FORMAT = "microscope-claims"
 VERSION = 1
+# Another instance's clock may be ahead of this one's, but not by days.
+CLOCK_SKEW = timedelta(days=1)
 USERNAME = {"max_length": 150, "validators": [UnicodeUsernameValidator()]}
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.?")
 
@@ -131,6 +133,23 @@ class ClaimDoc(serializers.Serializer):
     comments = CommentDoc(many=True, required=False, default=list)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        first = min(data["revisions"], key=lambda r: r["number"])
+        if first["author"] != data["author"]:
+            raise serializers.ValidationError(
+                {"revisions": f"revision 1 is by {first['author']}, not the claim's author"}
+            )
+        late = timezone.now() + CLOCK_SKEW
+        dates = {"created": data["created"], "retracted_at": data["retracted_at"]}
+        dates |= {f"revisions.{i}.created": r["created"] for i, r in enumerate(data["revisions"])}
+        dates |= {f"reviews.{i}.created": r["created"] for i, r in enumerate(data["reviews"])}
+        dates |= {f"comments.{i}.created": r["created"] for i, r in enumerate(data["comments"])}
+        for name, when in dates.items():
+            if when is not None and when > late:
+                raise serializers.ValidationError({name: f"{when.isoformat()} is in the future"})
+            if when is not None and when < data["created"] - timedelta(seconds=1):
+                raise serializers.ValidationError(
+                    {name: f"{when.isoformat()} is before the claim was created"}
+                )
         numbers = [revision["number"] for revision in data["revisions"]]
         if sorted(numbers) != list(range(1, len(numbers) + 1)):
             raise serializers.ValidationError(
@@ -401,9 +420,9 @@ class _People:
             return found.user
         User = get_user_model()
         parts = urlsplit(origin)  # checked by instance_url: it parses
-        host = parts.hostname or origin
+        host = (parts.hostname or origin).replace(":", "-")  # a username holds no ":" (IPv6)
         if parts.port:
-            host = f"{host}-{parts.port}"  # a username holds no ":"
+            host = f"{host}-{parts.port}"
         base = f"{name}@{host}"[:140]
         username, n = base, 1
         while User.objects.filter(**{User.USERNAME_FIELD: username}).exists():
@@ -484,7 +503,10 @@ def claims_import(
     report = ImportReport()
     people = _People(document.get("people", []), document.get("source", ""), here, report)
     uids = [c["uid"] for c in document["claims"]]
-    existing = {claim.uid: claim for claim in Claim.objects.filter(uid__in=uids)}
+    existing = {
+        claim.uid: claim
+        for claim in Claim.objects.filter(uid__in=uids).select_related("target__layer__model")
+    }
     for position, data in enumerate(document["claims"]):
         path = f"claims.{position}"
         target = _target(data, path, document["model"])
@@ -495,6 +517,14 @@ def claims_import(
             )
             report.claims_created += 1
         else:
+            if (claim.kind, claim.target_id) != (data["kind"], target.pk):
+                raise ValidationError(
+                    {
+                        f"{path}.target": f"claim {data['uid']} is here already, as a "
+                        f"{claim.get_kind_display().lower()} claim on {claim.target.ref}: a "
+                        "claim's kind and target never change"
+                    }
+                )
             added = _claim_merge(
                 claim=claim, data=data, path=path, people=people, importer=importer
             )
@@ -569,6 +599,7 @@ def _history_import(
         (r["revision"], 1, r["created"], i, "review", r) for i, r in enumerate(data["reviews"])
     ]
     added = _Added()
+    superseded = []  # reviews the document says a later one of their reviewer replaced
     for number, _, created, index, what, item in sorted(events, key=lambda e: e[:4]):
         if what == "revision" and number <= have_revisions:
             continue
@@ -598,11 +629,20 @@ def _history_import(
                     revision=number,
                 )
                 Review.objects.filter(pk=review.pk).update(created=created)
+                if not item["current"]:
+                    superseded.append(review.pk)
                 if item["hidden"]:
                     services.content_hide(moderator=importer, content=review)
                 added.reviews += 1
         except ClaimError as exc:
             raise _refused(where, exc) from None
+    if superseded:
+        # Replayed in order, a reviewer's last review here would be current, though the
+        # document's later one (hidden, so not exported to everyone) replaced it there.
+        Review.objects.filter(pk__in=superseded).update(current=False)
+        claim.refresh_from_db()
+        services.claim_status_refresh(claim=claim)
+        claim.save(update_fields=services.STATUS_FIELDS)
     return added
 
 

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from annotations import services
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Review
+from api.exchange import ExportDoc, claims_import
 from neurons.models import Model, Neuron
 from neurons.references import resolve
 from people.services import profile_update
@@ -285,3 +286,98 @@ def test_a_claim_on_a_neuron_of_another_model_is_refused(
     response = as_staff.post("/api/v1/import/", document, format="json")
     assert response.status_code == 400
     assert "not a neuron of inceptionv1" in response.json()["error"]["fields"]["claims.2.target"][0]
+
+
+def test_a_review_its_hidden_successor_replaced_stays_replaced_when_imported(
+    inceptionv1: Model, alice: User, bob: User, staff: User, api: APIClient
+) -> None:
+    claim = services.claim_create(
+        author=alice, target=neuron("inceptionv1/4c:2"), kind="feature", label="a", argument="b"
+    )
+    for verdict in ("dispute", "support"):
+        services.claim_review(claim=claim, reviewer=bob, verdict=verdict, reason=verdict)
+    last = services.claim_review(claim=claim, reviewer=bob, verdict="dispute", reason="spam")
+    services.content_hide(moderator=staff, content=last)
+    claim.refresh_from_db()
+    assert (claim.status, claim.support_count) == ("proposed", 0)
+    document = api.get("/api/v1/export/?model=inceptionv1").json()  # the hidden one left out
+    assert [r["current"] for r in document["claims"][0]["reviews"]] == [False, False]
+    wipe()
+    curator = User.objects.create_user("curator", is_staff=True)
+    claims_import(document=_validated(document), importer=curator)
+    imported = Claim.objects.get()
+    assert (imported.status, imported.support_count, imported.dispute_count) == ("proposed", 0, 0)
+    assert not imported.reviews.filter(current=True).exists()
+
+
+def _validated(document: dict) -> dict:
+    doc = ExportDoc(data=document)
+    assert doc.is_valid(), doc.errors
+    return doc.validated_data
+
+
+def test_an_import_may_not_turn_a_claim_here_into_another(
+    history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    curator = client_for(staff)
+    document = curator.get("/api/v1/export/?model=inceptionv1").json()
+    before = [(c.kind, c.target_id, c.revision_number) for c in Claim.objects.order_by("id")]
+    for change in ({"target": "inceptionv1/4c:1"}, {"kind": "circuit"}):
+        forged = copy.deepcopy(document)
+        forged["claims"][1] |= change
+        forged["claims"][1]["revisions"].append(
+            forged["claims"][1]["revisions"][-1] | {"number": 2, "label": "forged"}
+        )
+        response = curator.post("/api/v1/import/", forged, format="json")
+        assert response.status_code == 400, response.content
+        assert "claims.1.target" in response.json()["error"]["fields"]
+    assert [(c.kind, c.target_id, c.revision_number) for c in Claim.objects.order_by("id")] == (
+        before
+    )
+
+
+def test_an_import_s_history_must_add_up(
+    history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    curator = client_for(staff)
+    document = curator.get("/api/v1/export/?model=inceptionv1").json()
+    wipe()
+    staff = User.objects.create_user("curator2", is_staff=True)
+    curator = client_for(staff)
+    cases = {
+        "revisions": {"revisions.0.author": "mallory"},
+        "retracted_at": {"retracted_at": "1970-01-01T00:00:00Z"},
+        "created": {"created": "9999-12-31T00:00:00Z"},
+    }
+    for field, changes in cases.items():
+        broken = copy.deepcopy(document)
+        (position,) = [i for i, c in enumerate(broken["claims"]) if c["retracted_at"]]
+        claim = broken["claims"][position]
+        for path, value in changes.items():
+            if path.startswith("revisions.0."):
+                claim["revisions"][0][path.rsplit(".", 1)[1]] = value
+            else:
+                claim[path] = value
+        response = curator.post("/api/v1/import/", broken, format="json")
+        assert response.status_code == 400, (field, response.content)
+        fields = response.json()["error"]["fields"]
+        assert any(name.startswith(f"claims.{position}.{field}") for name in fields), fields
+    assert not Claim.objects.exists()
+    assert curator.post("/api/v1/import/", document, format="json").status_code == 200
+
+
+def test_people_of_an_ipv6_instance_get_usernames_that_export_again(
+    history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    curator = client_for(staff)
+    document = curator.get("/api/v1/export/?model=inceptionv1").json()
+    wipe()
+    staff = User.objects.create_user("curator2", is_staff=True)
+    curator = client_for(staff)
+    document["source"] = "http://[::1]:8000/"
+    report = curator.post("/api/v1/import/", document, format="json").json()
+    assert "alice@--1-8000" in report["people_created"], report
+    again = curator.get("/api/v1/export/?model=inceptionv1").json()
+    wipe()
+    staff = User.objects.create_user("curator3", is_staff=True)
+    assert client_for(staff).post("/api/v1/import/", again, format="json").status_code == 200

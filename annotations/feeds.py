@@ -18,7 +18,7 @@ from neurons.selectors import model_get
 FEED_ITEMS = 50
 # What XML 1.0 cannot carry, and Django's feed writer refuses (a 500 for everyone reading the
 # feed). Stored text may hold it (an import, an older claim): it is dropped here.
-NOT_XML_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+NOT_XML_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def xml_text(text: str) -> str:

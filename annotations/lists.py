@@ -11,7 +11,7 @@ from django.http import Http404
 
 from annotations.models import ListEntry, NeuronList
 from neurons.models import Neuron
-from neurons.validation import control_character
+from neurons.validation import control_character, visible
 
 __all__ = [
     "entry_add",
@@ -30,7 +30,7 @@ User = AbstractBaseUser | AnonymousUser
 
 def _text(field: str, value: str, limit: int, *, required: bool = False) -> str:
     value = (value or "").strip()
-    if required and not value:
+    if required and not visible(value):
         raise ValidationError({field: "this field is required"})
     if len(value) > limit:
         raise ValidationError({field: f"at most {limit} characters ({len(value)} given)"})

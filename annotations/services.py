@@ -31,7 +31,7 @@ from annotations.models import (
 )
 from jobs.planning import render_job_create
 from neurons.models import Neuron
-from neurons.validation import control_character
+from neurons.validation import control_character, visible
 from render import catalog
 
 User = AbstractBaseUser | AnonymousUser
@@ -82,7 +82,7 @@ def _signed_in(user: User, field: str, action: str) -> None:
 
 def _text(field: str, value: str, *, limit: int, what: str) -> str:
     value = (value or "").strip()
-    if not value:
+    if not visible(value):
         raise ClaimError(field, f"{what} is required")
     if len(value) > limit:
         raise ClaimError(field, f"{what} is {len(value)} characters long; at most {limit}")

@@ -11,7 +11,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -290,6 +291,11 @@ def comment_hide(request: HttpRequest, pk: int) -> HttpResponse:
 # Writing claims -------------------------------------------------------------------------
 
 
+def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    """A form field no form of ours sends that way (a hand-made request): the field and why."""
+    return render(request, "400.html", {"message": message}, status=400)
+
+
 @login_required
 def claim_create(request: HttpRequest) -> HttpResponse:
     """GET ``?target=inceptionv1/4c:447`` shows the form (the neuron page has it too)."""
@@ -297,7 +303,7 @@ def claim_create(request: HttpRequest) -> HttpResponse:
     try:
         target = resolve(given.get("target", ""))
     except BadReference as exc:
-        return render(request, "400.html", {"message": f"target: {exc}"}, status=400)
+        return _bad_request(request, f"target: {exc}")
     if request.method == "POST":
         form = ClaimCreateForm(request.POST)
         if form.is_valid():
@@ -327,15 +333,23 @@ def claim_create(request: HttpRequest) -> HttpResponse:
     return render(request, "annotations/claim_form.html", context, status=status)
 
 
+def _edit_form(claim: Claim, *args: object, **kwargs: object) -> ClaimEditForm:
+    """The edit form; a feature claim's has no expression (one sent is not read)."""
+    form = ClaimEditForm(*args, **kwargs)
+    if claim.kind != Kind.CIRCUIT:
+        del form.fields["expression"]
+    return form
+
+
 @login_required
 def claim_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
     if claim.author_id != request.user.pk:
         raise PermissionDenied("only the author edits a claim")
     current = claim.current_revision
     newer = None
     if request.method == "POST":
-        form = ClaimEditForm(request.POST)
+        form = _edit_form(claim, request.POST)
         if form.is_valid():
             try:
                 services.claim_update(claim=claim, author=request.user, **form.cleaned_data)
@@ -345,7 +359,7 @@ def claim_edit(request: HttpRequest, pk: int) -> HttpResponse:
                     # Show what was saved meanwhile and keep the editor's text, now based on
                     # the revision shown: saving again is a deliberate choice.
                     newer = current
-                    form = ClaimEditForm({**request.POST.dict(), "based_on": current.number})
+                    form = _edit_form(claim, {**request.POST.dict(), "based_on": current.number})
                     form.is_valid()
                 form_add_claim_error(form, error)
             else:
@@ -353,17 +367,16 @@ def claim_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect(claim)
         status = 400
     else:
-        form = ClaimEditForm(
+        form = _edit_form(
+            claim,
             initial={
                 "based_on": current.number,
                 "label": current.label,
                 "expression": current.expression,
                 "argument": current.argument,
-            }
+            },
         )
         status = 200
-    if claim.kind != Kind.CIRCUIT:
-        del form.fields["expression"]
     context = {"form": form, "claim": claim, "target": claim.target, "newer": newer}
     return render(request, "annotations/claim_form.html", context, status=status)
 
@@ -490,17 +503,22 @@ def list_index(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def list_new(request: HttpRequest) -> HttpResponse:
+    first = request.POST.get("neuron", "")  # made from a neuron's page: its first entry
     try:
-        if request.POST.get("neuron"):  # its first entry, checked before the list is made
-            try:
-                resolve(request.POST["neuron"][:200])
-            except BadReference as exc:
-                raise ValidationError({"neuron": str(exc)}) from None
-        created = lists.list_create(
-            owner=request.user,
-            title=request.POST.get("title", ""),
-            description=request.POST.get("description", ""),
-        )
+        with transaction.atomic():  # the list and its first entry, or neither
+            created = lists.list_create(
+                owner=request.user,
+                title=request.POST.get("title", ""),
+                description=request.POST.get("description", ""),
+            )
+            if first:
+                neuron = _neuron_given(first)
+                lists.entry_add(
+                    neuron_list=created,
+                    editor=request.user,
+                    neuron=neuron,
+                    note=request.POST.get("note", ""),
+                )
     except ValidationError as exc:
         context = {
             "mine": lists.lists_of(owner=request.user),
@@ -509,10 +527,23 @@ def list_new(request: HttpRequest) -> HttpResponse:
             "given": request.POST,
         }
         return render(request, "annotations/list_index.html", context, status=400)
-    neuron = request.POST.get("neuron", "")
-    if neuron:  # made from a neuron's page: that neuron is its first entry
-        return list_add(request, created.pk)
+    if first:
+        return _entry_added(request, created, neuron)
     return redirect(created)
+
+
+def _neuron_given(text: str) -> Neuron:
+    try:
+        return resolve(text[:200])
+    except BadReference as exc:
+        raise ValidationError({"neuron": str(exc)}) from None
+
+
+def _entry_added(request: HttpRequest, neuron_list: NeuronList, neuron: Neuron) -> HttpResponse:
+    messages.info(request, f"{neuron.ref} is in “{neuron_list.title}”.")
+    if request.POST.get("back") == "neuron":
+        return redirect(neuron)
+    return redirect(neuron_list)
 
 
 @require_GET
@@ -533,10 +564,7 @@ def list_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Add a neuron by reference (from the list's page, or a neuron's page: ``next``)."""
     neuron_list = _owned(request, pk)
     try:
-        try:
-            neuron = resolve(request.POST.get("neuron", "")[:200])
-        except BadReference as exc:
-            raise ValidationError({"neuron": str(exc)}) from None
+        neuron = _neuron_given(request.POST.get("neuron", ""))
         lists.entry_add(
             neuron_list=neuron_list,
             editor=request.user,
@@ -545,10 +573,7 @@ def list_add(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ValidationError as exc:
         return _list_page(request, neuron_list, exc.message_dict)
-    messages.info(request, f"{neuron.ref} is in “{neuron_list.title}”.")
-    if request.POST.get("back") == "neuron":
-        return redirect(neuron)
-    return redirect(neuron_list)
+    return _entry_added(request, neuron_list, neuron)
 
 
 @login_required
@@ -557,7 +582,7 @@ def list_add_any(request: HttpRequest) -> HttpResponse:
     """A neuron page's form: the list is a field (``list``), not in the address."""
     pk = whole_number(request.POST.get("list"))
     if pk is None:
-        raise Http404("choose one of your lists")
+        return _bad_request(request, "list: choose one of your lists")
     return list_add(request, pk)
 
 

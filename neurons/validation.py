@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django.core.exceptions import ValidationError
 
-# Control characters but tab and newlines: nothing a person types, and XML (the feeds, an
-# export read by another tool) cannot carry most of them.
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters but tab and newlines, and the non-characters U+FFFE and U+FFFF:
+# nothing a person types, and XML (the feeds, an export read by another tool) cannot carry
+# them. Also the bidi embeddings and overrides (U+202A-U+202E), which reverse how the text
+# after them reads on every page that shows it (isolates, U+2066-U+2069, stay allowed).
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\ufffe\uffff]")
 
 # No id, page or revision has more digits, and int() would read " 1", "1_0" and "²" (and
 # refuse more than 4,300 digits with an error of its own).
@@ -25,6 +28,11 @@ def refuse_control_characters(value: str) -> None:
     """A form field's validator."""
     if (control := control_character(value)) is not None:
         raise ValidationError(f"must not contain control characters (found {control})")
+
+
+def visible(value: str) -> bool:
+    """Whether ``value`` shows anything: a zero-width space alone does not."""
+    return any(unicodedata.category(c)[0] not in "ZC" for c in value)
 
 
 def whole_number(text: str | None) -> int | None:

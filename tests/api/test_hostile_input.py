@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import Callable
+from xml.etree import ElementTree
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,7 +18,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from annotations import grammar, services
-from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Review
+from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, NeuronList, Review
 from api.models import ApiToken
 from neurons.models import Model
 from neurons.references import BadReference, parse, resolve
@@ -287,3 +288,55 @@ def test_a_new_claim_on_a_neuron_that_does_not_exist_is_a_400_naming_target(
     posted = browser.post("/claims/new/", post)
     assert posted.status_code == 400 and b"target: " in posted.content
     assert not Claim.objects.exists()
+
+
+def test_text_the_feed_cannot_carry_or_that_reverses_the_page_is_refused(
+    claim: Claim, alice: User, client_for: Callable[[User], APIClient]
+) -> None:
+    as_alice = client_for(alice)
+    post = {"target": "inceptionv1/4c:1", "kind": "feature", "argument": "c"}
+    for label in ("\uffff\ufffe", "a\u202edog", "\u200b", " \u2060 "):
+        response = as_alice.post("/api/v1/claims/", post | {"label": label}, format="json")
+        assert response.status_code == 400, repr(label)
+        assert "label" in response.json()["error"]["fields"]
+    fine = as_alice.post("/api/v1/claims/", post | {"label": "\u05db\u05dc\u05d1 \u2067x\u2069"})
+    assert fine.status_code == 201, fine.content  # Hebrew, and an isolate, are text
+    # Stored before the check: the feed leaves out what XML cannot carry, and parses.
+    claim.current_revision.label = "cars\uffff\ufffe"
+    claim.current_revision.save(update_fields=["label"])
+    feed = Client().get("/models/inceptionv1/claims.atom")
+    assert ElementTree.fromstring(feed.content).find("{*}entry") is not None
+
+
+def test_a_list_is_made_with_its_first_entry_or_not_at_all(inceptionv1: Model, alice: User) -> None:
+    browser = Client()
+    browser.force_login(alice)
+    for note in ("bad\x01note", "n" * 2001):
+        made = browser.post(
+            "/lists/new/", {"title": "half", "neuron": "inceptionv1/4c:1", "note": note}
+        )
+        assert made.status_code == 400 and b"note: " in made.content
+    assert not NeuronList.objects.exists()
+    chosen = browser.post("/lists/add/", {"list": "abc", "neuron": "inceptionv1/4c:1"})
+    assert chosen.status_code == 400 and b"list: " in chosen.content
+
+
+def test_a_hidden_claim_is_not_edited_from_the_web_and_a_feature_claim_says_why_not(
+    claim: Claim, alice: User, staff: User
+) -> None:
+    browser = Client()
+    browser.force_login(alice)
+    feature = services.claim_create(
+        author=alice, target=resolve("inceptionv1/4c:3"), kind="feature", label="a", argument="b"
+    )
+    edited = browser.post(
+        f"/claims/{feature.pk}/edit/",
+        {"based_on": 1, "label": "a", "argument": "b", "expression": "4c:3 = 4b:1"},
+    )
+    assert edited.status_code == 400 and b"nothing changed" in edited.content
+    services.content_hide(moderator=staff, content=claim)
+    hidden = browser.post(
+        f"/claims/{claim.pk}/edit/", {"based_on": 1, "label": "edited", "argument": "a"}
+    )
+    assert hidden.status_code == 404
+    assert claim.revisions.count() == 1

@@ -6,8 +6,19 @@ from django import forms
 
 from annotations.models import Kind, Verdict
 from annotations.services import ARGUMENT_MAX, COMMENT_MAX, LABEL_MAX, REASON_MAX, ClaimError
+from neurons.validation import whole_number
 
 ARGUMENT_HELP = "Markdown. Neuron references such as 4b:373 become links."
+
+
+class WholeNumberField(forms.IntegerField):
+    """ASCII digits only: Django's IntegerField also reads "5.0", and "\\u0665" (an
+    Arabic-Indic five) as 5."""
+
+    def to_python(self, value: object) -> int | None:
+        if isinstance(value, str) and value.strip() and whole_number(value.strip()) is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
 
 
 def form_add_claim_error(form: forms.Form, error: ClaimError) -> None:
@@ -31,7 +42,7 @@ class ClaimCreateForm(forms.Form):
 
 
 class ClaimEditForm(forms.Form):
-    based_on = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    based_on = WholeNumberField(widget=forms.HiddenInput, min_value=1)
     expression = forms.CharField(
         required=False,
         max_length=2000,
@@ -44,7 +55,7 @@ class ClaimEditForm(forms.Form):
 
 
 class ReviewForm(forms.Form):
-    revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    revision = WholeNumberField(widget=forms.HiddenInput, min_value=1)
     verdict = forms.ChoiceField(choices=Verdict.choices, widget=forms.RadioSelect)
     reason = forms.CharField(
         max_length=REASON_MAX,

@@ -26,7 +26,7 @@ from annotations.filters import ClaimFilter
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Kind, Status, Verdict
 from annotations.services import ClaimError
 from api.errors import PreconditionFailed, PreconditionRequired
-from api.fields import Text
+from api.fields import Text, Whole
 from api.pagination import Cursor
 from neurons.models import Neuron
 from neurons.references import BadReference, resolve
@@ -138,7 +138,7 @@ class ClaimUpdateInput(serializers.Serializer):
 class ReviewInput(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     reason = Text(allow_blank=True)
-    revision = serializers.IntegerField(
+    revision = Whole(
         required=False,
         min_value=1,
         max_value=2**31 - 1,

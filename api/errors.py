@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -105,6 +107,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(too_large_body(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a bug: Django's 500 handler answers, in the same shape under /api/
@@ -131,7 +135,18 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
+def too_large_body() -> dict[str, Any]:
+    largest = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 2**20
+    message = f"the request body is larger than {largest:g} MB, the most this site reads"
+    return error_body(status=413, code="too_large", message=message)
+
+
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):
+        if _is_api(request):
+            return JsonResponse(too_large_body(), status=413)
+        body = too_large_body()["error"]["message"]
+        return render(request, "400.html", {"message": body}, status=413)
     if _is_api(request):
         return _json_error(400, "bad_request", "The request could not be read.")
     return defaults.bad_request(request, exception)

@@ -44,7 +44,7 @@ from annotations.models import (
     Verdict,
 )
 from annotations.services import ClaimError
-from api.fields import Text
+from api.fields import Text, Whole
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
 from neurons.validation import CONTROL_RE
@@ -94,7 +94,7 @@ class TermDoc(serializers.Serializer):
 
 
 class RevisionDoc(serializers.Serializer):
-    number = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    number = Whole(min_value=1, max_value=2**31 - 1)
     label = Text(allow_blank=True)
     expression = Text(allow_blank=True, required=False, default="")
     argument = Text(allow_blank=True)
@@ -104,7 +104,7 @@ class RevisionDoc(serializers.Serializer):
 
 
 class ReviewDoc(serializers.Serializer):
-    revision = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    revision = Whole(min_value=1, max_value=2**31 - 1)
     reviewer = Text(**USERNAME)
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     reason = Text(allow_blank=True)

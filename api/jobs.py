@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from api.fields import Text
+from api.fields import Text, Whole
 from api.pagination import Cursor
 from jobs import kinds, selectors
 from jobs.lifecycle import render_job_cancel_by
@@ -71,9 +71,9 @@ class RenderRequestInput(serializers.Serializer):
         "the whole layer at once.",
     )
     # Bounds for remote requests: a GPU is shared.
-    steps = serializers.IntegerField(required=False, min_value=1, max_value=4096)
-    size = serializers.IntegerField(required=False, min_value=16, max_value=512)
-    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    steps = Whole(required=False, min_value=1, max_value=4096)
+    size = Whole(required=False, min_value=16, max_value=512)
+    seed = Whole(required=False, min_value=0, max_value=2**31 - 1)
 
     def validate_neuron(self, text: str) -> Neuron:
         try:

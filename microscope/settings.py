@@ -143,6 +143,10 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Where model weights are kept (add_model --weights copies files here).
 WEIGHTS_DIR = Path(env_str("MICROSCOPE_WEIGHTS_DIR", str(VAR_DIR / "weights")))
 
+# The largest request body read (Django's default is 2.5 MB): an export of a model with
+# thousands of claims is bigger, and an import must take it. A larger body is a 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MICROSCOPE_MAX_BODY_MB", 32) * 2**20
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import Callable
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest
@@ -340,3 +341,48 @@ def test_a_hidden_claim_is_not_edited_from_the_web_and_a_feature_claim_says_why_
     )
     assert hidden.status_code == 404
     assert claim.revisions.count() == 1
+
+
+def test_a_body_past_the_limit_is_a_413_that_says_the_limit(
+    inceptionv1: Model, alice: User, client_for: Callable[[User], APIClient], settings: Any
+) -> None:
+    as_alice = client_for(alice)
+    post = {"target": "inceptionv1/4c:1", "kind": "feature", "label": "x"}
+    # 3 MB, past Django's default of 2.5 MB: read, and refused by the field it overfills.
+    big = as_alice.post("/api/v1/claims/", post | {"argument": "a" * 3_000_000}, format="json")
+    assert big.status_code == 400 and "argument" in big.json()["error"]["fields"]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2**20
+    for fmt in ("json", "multipart"):
+        response = as_alice.post("/api/v1/claims/", post | {"argument": "a" * 2**20}, format=fmt)
+        assert response.status_code == 413, fmt
+        assert "larger than 1 MB" in response.json()["error"]["message"]
+    browser = Client()
+    browser.force_login(alice)
+    page = browser.post("/lists/new/", {"title": "t", "description": "d" * 2**20})
+    assert page.status_code == 413 and b"larger than 1 MB" in page.content
+    assert not Claim.objects.exists() and not NeuronList.objects.exists()
+
+
+def test_a_whole_number_is_ascii_digits_or_a_json_integer(
+    claim: Claim, bob: User, mobilenet: Model, client_for: Callable[[User], APIClient]
+) -> None:
+    as_bob = client_for(bob)
+    review = {"verdict": "support", "reason": "ok"}
+    for revision in ("\u0661", "1.0", 1.0, True, "+1"):
+        response = as_bob.post(
+            f"/api/v1/claims/{claim.pk}/reviews/", review | {"revision": revision}, format="json"
+        )
+        assert response.status_code == 400, revision
+        assert "revision" in response.json()["error"]["fields"], revision
+    neuron = {"neuron": "mobilenet_v2/f10:3", "kinds": ["featurevis"]}
+    for field, value in (("steps", "\u0661\u0662"), ("size", "64.0"), ("steps", 64.0)):
+        response = as_bob.post("/api/v1/render-jobs/", neuron | {field: value}, format="json")
+        assert response.status_code == 400, (field, value)
+        assert field in response.json()["error"]["fields"]
+    browser = Client()
+    browser.force_login(bob)
+    page = browser.post(f"/claims/{claim.pk}/review/", review | {"revision": "\u0661"})
+    assert page.status_code == 400
+    assert not Review.objects.exists()
+    fine = as_bob.post(f"/api/v1/claims/{claim.pk}/reviews/", review | {"revision": "1"})
+    assert fine.status_code == 201, fine.content

@@ -147,6 +147,17 @@ WEIGHTS_DIR = Path(env_str("MICROSCOPE_WEIGHTS_DIR", str(VAR_DIR / "weights")))
 # thousands of claims is bigger, and an import must take it. A larger body is a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MICROSCOPE_MAX_BODY_MB", 32) * 2**20
 
+# Sign-up, password changes and `user_create --password-stdin` check passwords with these.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
+]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

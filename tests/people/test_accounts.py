@@ -129,6 +129,15 @@ def test_a_password_is_changed_and_reset_by_mail(
     assert logs_in("grace2", final)
 
 
+def test_a_password_anyone_guesses_is_refused_at_sign_up(client: Client, db: None) -> None:
+    for weak in ("a", "password", "12345678901"):
+        response = client.post(
+            "/accounts/signup/", SIGN_UP | {"password1": weak, "password2": weak}
+        )
+        assert response.status_code == 400 and b"errorlist" in response.content, weak
+    assert not User.objects.exists()
+
+
 def test_a_lab_scripts_its_accounts_with_a_command(db: None) -> None:
     out = io.StringIO()
     call_command(
@@ -145,3 +154,17 @@ def test_a_lab_scripts_its_accounts_with_a_command(db: None) -> None:
     for bad, message in (("curie", "exists already"), ("no spaces", "username")):
         with pytest.raises(CommandError, match=message):
             call_command("user_create", bad)
+    # As sign-up sees names: "Curie", and "curie" in fullwidth letters, are curie.
+    for same in ("Curie", "\uff43\uff55\uff52\uff49\uff45"):
+        with pytest.raises(CommandError, match="exists already"):
+            call_command("user_create", same)
+    for option, message in (
+        (["--name", "n" * 500], "--name: Ensure this value has at most 120"),
+        (["--name", "a\x01b"], "--name: must not contain control characters"),
+        (["--email", "notanemail"], "--email: Enter a valid email"),
+    ):
+        with pytest.raises(CommandError, match=message):
+            call_command("user_create", "marie", *option)
+    with pytest.raises(CommandError, match="stdin gave none"):
+        call_command("user_create", "marie", "--password-stdin", stdin=io.StringIO(""))
+    assert not User.objects.filter(username="marie").exists()

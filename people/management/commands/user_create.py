@@ -8,7 +8,9 @@ from typing import Any
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.validators import validate_email
 
+from people.forms import ProfileForm
 from people.services import user_create
 
 
@@ -18,6 +20,8 @@ class Command(BaseCommand):
         "--password-stdin the account has no password: it works through API tokens "
         "(`manage.py api_token create USERNAME`) until a password is reset or set."
     )
+
+    stealth_options = ("stdin",)  # call_command(..., stdin=...), as createsuperuser takes
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
@@ -30,18 +34,31 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        username = options["username"]
         user_model = get_user_model()
+        username = user_model.normalize_username(options["username"])  # NFKC, as sign-up
         try:
             # The field's validators: its characters (username_validator) and its length.
             user_model._meta.get_field("username").run_validators(username)
         except ValidationError as exc:
             raise CommandError(f"username {username!r}: {' '.join(exc.messages)}") from None
-        if user_model.objects.filter(username=username).exists():
+        if user_model.objects.filter(username__iexact=username).exists():  # as sign-up
             raise CommandError(f"{username!r} exists already")
+        profile = ProfileForm({**options, "name": options["name"] or username})
+        if not profile.is_valid():
+            field, messages = next(iter(profile.errors.items()))
+            raise CommandError(f"--{field}: {' '.join(messages)}")
+        if options["email"]:
+            try:
+                validate_email(options["email"])
+            except ValidationError as exc:
+                raise CommandError(f"--email: {' '.join(exc.messages)}") from None
         password = None
         if options["password_stdin"]:
-            password = sys.stdin.readline().rstrip("\n")
+            password = (options.get("stdin") or sys.stdin).readline().rstrip("\n")
+            if not password:
+                raise CommandError(
+                    "password: stdin gave none (leave out --password-stdin for none)"
+                )
             try:
                 password_validation.validate_password(password)
             except ValidationError as exc:
@@ -49,8 +66,8 @@ class Command(BaseCommand):
         profile = user_create(
             username=username,
             password=password,
-            name=options["name"] or username,
-            institution=options["institution"],
+            name=profile.cleaned_data["name"],
+            institution=profile.cleaned_data["institution"],
             email=options["email"],
             staff=options["staff"],
         )

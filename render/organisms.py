@@ -10,6 +10,7 @@ never typed by hand: :func:`describe` measures them with a forward pass.
 from __future__ import annotations
 
 import importlib
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import cache
@@ -204,6 +205,11 @@ def download_weights(organism: Organism, weights_dir: Path) -> Path:
     return target
 
 
+# What torch.load and load_state_dict raise for a file that is no state dict: not a pickle
+# (an empty or text file), a pickle of something else, or one weights_only refuses.
+NOT_WEIGHTS = (pickle.UnpicklingError, EOFError, TypeError, AttributeError, KeyError)
+
+
 def load(organism: Organism, path: Path, device: str | torch.device = "cpu") -> Loaded:
     """Build the organism, load its weights strictly, and put it in eval mode."""
     sha256 = check_weights(organism, path)
@@ -211,7 +217,7 @@ def load(organism: Organism, path: Path, device: str | torch.device = "cpu") -> 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-    except (RuntimeError, ValueError, OSError) as exc:
+    except (*NOT_WEIGHTS, RuntimeError, ValueError, OSError) as exc:
         raise WeightsError(f"{path} does not load into {organism.slug}: {exc}") from exc
     model = model.to(device).eval()
     for param in model.parameters():

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -151,6 +152,20 @@ class _Request:
     enqueue: bool
     requested_by: AbstractBaseUser | None = None
 
+    def _within_share(self) -> None:
+        """A researcher's jobs waiting or running at once are at most JOBS_PER_PERSON (staff
+        and commands ask for any number), so that one person cannot fill the GPU queue."""
+        person = self.requested_by
+        if person is None or person.is_staff:
+            return
+        most = settings.MICROSCOPE_JOBS_PER_PERSON
+        active = RenderJob.objects.filter(requested_by=person, status__in=RenderJob.ACTIVE)
+        if active.count() >= most:
+            raise ValidationError(
+                {"jobs": f"{most} of your jobs are waiting or running; ask again when some are "
+                 "done, or cancel some on /jobs/"}
+            )  # fmt: skip
+
     def job(
         self, *, layer: Layer | None, kind: str, params: Mapping[str, Any], span: range | None
     ) -> RenderJob:
@@ -162,6 +177,7 @@ class _Request:
                 job_id = twin.pk
                 transaction.on_commit(lambda: render_job_publish(job_id=job_id))
             return twin
+        self._within_share()
         return render_job_create(
             model=self.model,
             layer=layer,

@@ -262,6 +262,8 @@ MICROSCOPE_EVIDENCE_DRAWS = env_int("MICROSCOPE_EVIDENCE_DRAWS", 100)
 # such a job again. A queued job unclaimed for MICROSCOPE_JOB_REPUBLISH_SECONDS (doubling
 # with each publish) is published again: its message may be lost. A job whose database
 # connection is lost goes back to the queue, MICROSCOPE_JOB_ATTEMPTS claims in all.
+# Jobs one researcher may have waiting or running at once (staff: any number).
+MICROSCOPE_JOBS_PER_PERSON = env_int("MICROSCOPE_JOBS_PER_PERSON", 20)
 MICROSCOPE_JOB_STALE_SECONDS = env_int("MICROSCOPE_JOB_STALE_SECONDS", 30)
 MICROSCOPE_JOB_SWEEP_SECONDS = env_int("MICROSCOPE_JOB_SWEEP_SECONDS", 10)
 MICROSCOPE_JOB_REPUBLISH_SECONDS = env_int("MICROSCOPE_JOB_REPUBLISH_SECONDS", 60)

@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from annotations import grammar, services
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, NeuronList, Review
 from api.models import ApiToken
+from jobs.models import RenderJob
 from neurons.models import Model
 from neurons.references import BadReference, parse, resolve
 from people.models import Profile
@@ -386,3 +387,29 @@ def test_a_whole_number_is_ascii_digits_or_a_json_integer(
     assert not Review.objects.exists()
     fine = as_bob.post(f"/api/v1/claims/{claim.pk}/reviews/", review | {"revision": "1"})
     assert fine.status_code == 201, fine.content
+
+
+def test_one_researcher_cannot_fill_the_gpu_queue(
+    mobilenet: Model, bob: User, staff: User, client_for: Callable[[User], APIClient], settings: Any
+) -> None:
+    settings.MICROSCOPE_JOBS_PER_PERSON = 3
+    as_bob, as_staff = client_for(bob), client_for(staff)
+    asked = {"kinds": ["featurevis"], "steps": 8, "size": 32}
+    for index in range(3):
+        queued = as_bob.post(
+            "/api/v1/render-jobs/", asked | {"neuron": f"mobilenet_v2/f10:{index}"}, format="json"
+        )
+        assert queued.status_code == 202, queued.content
+    refused = as_bob.post("/api/v1/render-jobs/", asked | {"neuron": "mobilenet_v2/f10:3"})
+    assert refused.status_code == 400
+    assert "3 of your jobs are waiting" in refused.json()["error"]["fields"]["jobs"][0]
+    again = as_bob.post("/api/v1/render-jobs/", asked | {"neuron": "mobilenet_v2/f10:0"})
+    assert again.status_code == 202  # the job queued already: joined, not a new one
+    browser = Client()
+    browser.force_login(bob)
+    page = browser.post("/models/mobilenet_v2/features_10/4/render/")
+    assert page.status_code == 400 and b"3 of your jobs are waiting" in page.content
+    for index in range(4, 8):  # staff ask for any number (as commands do)
+        neuron = {"neuron": f"mobilenet_v2/f10:{index}"}
+        assert as_staff.post("/api/v1/render-jobs/", asked | neuron).status_code == 202
+    assert RenderJob.objects.filter(requested_by=bob).count() == 3

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.request import Request
 
 from neurons.validation import whole_number
@@ -57,3 +57,29 @@ class Cursor(CursorPagination):
     def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> tuple[str, ...]:
         ordering = getattr(view, "cursor_ordering", None) or self.ordering
         return (ordering, "-id" if ordering.startswith("-") else "id")
+
+
+class Pages(PageNumberPagination):
+    """Numbered pages (the catalog's neurons: a fixed list), with ``page_size`` as Cursor has
+    it; a page that is not a whole number from 1 to the last is a 400 naming ``page``."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def get_page_size(self, request: Request) -> int:
+        asked = checked_page_size(request, self.page_size_query_param, self.max_page_size)
+        return asked or self.page_size
+
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> Any:
+        asked = request.query_params.get(self.page_query_param)
+        try:
+            if asked is not None and whole_number(asked) is None:  # int() reads "\\u0661" as 1
+                raise NotFound()
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:  # DRF's answer to "abc", "0" or a page past the last: a 404
+            size = self.get_page_size(request)
+            pages = self.django_paginator_class(queryset, size).num_pages
+            given = (asked or "")[:40]
+            raise ValidationError(
+                {self.page_query_param: [f"a page number from 1 to {pages}, not {given!r}"]}
+            ) from None

@@ -178,7 +178,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_METADATA_CLASS": "api.metadata.EndpointMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pages",
     "PAGE_SIZE": 100,
     # Anyone reads; writes need a personal token (scripts) or a session with CSRF (browser).
     "DEFAULT_AUTHENTICATION_CLASSES": [

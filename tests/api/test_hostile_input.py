@@ -413,3 +413,14 @@ def test_one_researcher_cannot_fill_the_gpu_queue(
         neuron = {"neuron": f"mobilenet_v2/f10:{index}"}
         assert as_staff.post("/api/v1/render-jobs/", asked | neuron).status_code == 202
     assert RenderJob.objects.filter(requested_by=bob).count() == 3
+
+
+def test_a_page_that_is_no_page_is_a_400_naming_page(inceptionv1: Model, api: APIClient) -> None:
+    url = "/api/v1/models/inceptionv1/layers/mixed4c/neurons/"
+    for page in ("abc", "0", "99999", "\u0661"):
+        response = api.get(url, {"page": page})
+        assert response.status_code == 400, page
+        assert "a page number from 1 to 6" in response.json()["error"]["fields"]["page"][0]
+    sized = api.get(url, {"page_size": 500, "page": 2}).json()
+    assert len(sized["results"]) == 12 and sized["count"] == 512
+    assert api.get(url, {"page_size": 501}).status_code == 400

@@ -180,7 +180,12 @@ def _claim_page(
 
 @require_GET
 def claim_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _claim_page(request, selectors.claim_get(pk=pk, viewer=request.user))
+    claim = selectors.claim_get(pk=pk, viewer=request.user)
+    asked = request.GET.get("revision")  # whose evidence the page shows
+    if asked is not None and not 1 <= (whole_number(asked) or 0) <= claim.revision_number:
+        has = f"the claim has revisions 1 to {claim.revision_number}"
+        return _bad_request(request, f"revision: {has}, not {asked[:40]!r}")
+    return _claim_page(request, claim)
 
 
 @require_POST

@@ -98,7 +98,11 @@ def test_digits_that_are_not_ascii_are_refused_where_a_number_is_read(
         response = api.get(url)
         assert response.status_code == 400, url
         assert response.json()["error"]["fields"], url
-    assert Client().get(f"/claims/{claim.pk}/?revision=%C2%B2").status_code == 200
+    for revision in ("%C2%B2", "abc", "0", "2"):  # a revision of the claim, or a 400
+        page = Client().get(f"/claims/{claim.pk}/?revision={revision}")
+        assert page.status_code == 400
+        assert b"revision: the claim has revisions 1 to 1" in page.content
+    assert Client().get(f"/claims/{claim.pk}/?revision=1").status_code == 200
     with pytest.raises(BadReference):
         parse("inceptionv1/4c:\u0661")  # ARABIC-INDIC DIGIT ONE
     with pytest.raises(grammar.GrammarError):
@@ -208,7 +212,7 @@ def test_a_cursor_never_given_out_is_a_400_naming_it(claim: Claim, api: APIClien
         assert api.get("/api/v1/claims/", {"cursor": cursor}).status_code in (200, 400)
     assert api.get("/api/v1/claims/", {"page_size": NINES}).status_code == 400
     assert api.get(f"/api/v1/claims/{claim.pk}/evidence/", {"revision": NINES}).status_code == 400
-    assert Client().get(f"/claims/{claim.pk}/", {"revision": NINES}).status_code == 200
+    assert Client().get(f"/claims/{claim.pk}/", {"revision": NINES}).status_code == 400
 
 
 def test_a_review_or_an_edit_of_a_revision_that_does_not_exist_says_so(

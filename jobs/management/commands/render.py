@@ -90,6 +90,12 @@ class Command(BaseCommand):
                 f"{model.slug} has no layers: run `manage.py add_model {model.slug}`"
             )
         channels = parse_channels(options["channels"]) if options["channels"] else None
+        widest = max(layer.channels for layer in layers)
+        if channels is not None and channels.start >= widest:  # cut to nothing in every layer
+            raise CommandError(
+                f"--channels {options['channels']}: the widest layer of {model.slug} has "
+                f"{widest} channels (0-{widest - 1})"
+            )
         kinds: list[str] = []
         if not options["no_featurevis"]:
             kinds += [

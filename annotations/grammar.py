@@ -26,6 +26,8 @@ MAX_TERMS = 64
 EXAMPLE = "4c:447 = 4b:373 + 4b:237"
 NUMBER_RE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")  # ASCII digits only
 SPACE_RE = re.compile(r"\s+")
+# A layer and its ':' where no reference could be read: the error is in what follows.
+BEGUN_REF_RE = re.compile(r"(?:[a-z0-9][a-z0-9_-]*/)?(?P<layer>[A-Za-z0-9_.]+)(\s*):(\s*)")
 SYMBOLS = "=+-*"
 
 
@@ -144,6 +146,9 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("number", number.group(), column))
             position = number.end()
             continue
+        begun = BEGUN_REF_RE.match(text, position)
+        if begun:
+            _reference_begun(text, begun)
         char = text[position]
         if char in SYMBOLS:
             tokens.append(Token(char, char, column))
@@ -152,6 +157,24 @@ def tokenize(text: str) -> list[Token]:
         raise GrammarError(f"unexpected character {char!r}", column)
     tokens.append(Token("end", "", len(text) + 1))
     return tokens
+
+
+def _reference_begun(text: str, begun: re.Match[str]) -> None:
+    """Raise what is wrong with a reference that starts well and is not one."""
+    for space in (2, 3):
+        if begun.group(space):
+            raise GrammarError(
+                "a neuron reference has no spaces around ':'", begun.start(space) + 1
+            )
+    after = begun.end()
+    digits = re.match(r"[0-9]*", text[after:]).group()
+    if len(digits) > 9:
+        raise GrammarError("a channel index has at most 9 digits", after + 1)
+    found = repr(text[after]) if after < len(text) else "the end"
+    raise GrammarError(
+        f"expected a channel index (digits 0-9) after '{begun.group('layer')}:', found {found}",
+        after + 1,
+    )
 
 
 def _describe(token: Token) -> str:

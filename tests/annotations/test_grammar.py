@@ -67,6 +67,11 @@ def test_without_a_page_neuron_the_model_comes_from_the_expression_or_the_caller
         ("4c:447 = 4b:373 = 4b:1", 17, "only one '=' is allowed"),
         ("4c:447 = 0*4b:373", 10, "a coefficient of 0 adds nothing"),
         ("4c:447 = 4b:373x", 16, "unexpected character 'x'"),
+        ("f12:3 = f11:-1", 13, "expected a channel index (digits 0-9) after 'f11:', found '-'"),
+        ("f12:3 = f11:\u0663", 13, "after 'f11:', found '\u0663'"),
+        ("f12:3 = f11:", 13, "after 'f11:', found the end"),
+        ("f12:3 = f11 : 1", 12, "a neuron reference has no spaces around ':'"),
+        ("f12:3 = f11:1234567890", 13, "a channel index has at most 9 digits"),
     ],
 )
 def test_syntax_errors_say_what_and_where(text: str, column: int, message: str) -> None:

@@ -167,8 +167,8 @@ def _reference_begun(text: str, begun: re.Match[str]) -> None:
                 "a neuron reference has no spaces around ':'", begun.start(space) + 1
             )
     after = begun.end()
-    digits = re.match(r"[0-9]*", text[after:]).group()
-    if len(digits) > 9:
+    rest = text[after:]
+    if len(rest) - len(rest.lstrip("0123456789")) > 9:
         raise GrammarError("a channel index has at most 9 digits", after + 1)
     found = repr(text[after]) if after < len(text) else "the end"
     raise GrammarError(

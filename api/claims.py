@@ -6,6 +6,8 @@ Claims carry their neurons as portable references (``inceptionv1/4c:447``), neve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -26,7 +28,7 @@ from annotations.filters import ClaimFilter
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Kind, Status, Verdict
 from annotations.services import ClaimError
 from api.errors import PreconditionFailed, PreconditionRequired
-from api.fields import Text, Whole
+from api.fields import Input, Text, Whole
 from api.pagination import Cursor
 from neurons.models import Neuron
 from neurons.references import BadReference, resolve
@@ -115,7 +117,7 @@ class CommentSerializer(serializers.Serializer):
 # Shapes only: what is required and well formed is the services' to say (ClaimError).
 
 
-class ClaimCreateInput(serializers.Serializer):
+class ClaimCreateInput(Input):
     target = Text(max_length=200, help_text="the neuron it is about: inceptionv1/4c:447")
     kind = serializers.ChoiceField(choices=Kind.choices)
     label = Text(allow_blank=True, help_text="one line")
@@ -129,13 +131,17 @@ class ClaimCreateInput(serializers.Serializer):
             raise serializers.ValidationError(str(exc)) from None
 
 
-class ClaimUpdateInput(serializers.Serializer):
+class ClaimUpdateInput(Input):
+    # A claim as read (GET) may be sent back whole: its other fields are not edited here, and
+    # a kind or target other than the claim's is refused (ClaimDetailApi._update).
+    NOT_FIELDS = Input.NOT_FIELDS | frozenset(ClaimSerializer().fields)
+
     label = Text(allow_blank=True)
     argument = Text(allow_blank=True)
     expression = Text(allow_blank=True, required=False)
 
 
-class ReviewInput(serializers.Serializer):
+class ReviewInput(Input):
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     reason = Text(allow_blank=True)
     revision = Whole(
@@ -146,7 +152,7 @@ class ReviewInput(serializers.Serializer):
     )
 
 
-class CommentInput(serializers.Serializer):
+class CommentInput(Input):
     body = Text(allow_blank=True, help_text="Markdown")
 
 
@@ -268,6 +274,11 @@ class ClaimDetailApi(generics.GenericAPIView):
         claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
         services.claim_edit_check(claim=claim, author=request.user)  # 403 before 428
         based_on = _based_on(request, claim)
+        for name, now in (("kind", claim.kind), ("target", claim.target.ref)):
+            if isinstance(request.data, Mapping) and request.data.get(name, now) != now:
+                raise serializers.ValidationError(
+                    {name: [f"a claim's {name} never changes (it is {now!r}); post a new claim"]}
+                )
         data = ClaimUpdateInput(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
         current = claim.current_revision

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -32,4 +33,23 @@ class Whole(serializers.IntegerField):
             self.fail("invalid")
         if isinstance(data, str) and WHOLE_RE.fullmatch(data) is None:
             self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Input(serializers.Serializer):
+    """A request's body: a field it does not have is a 400 naming it. DRF drops one
+    silently, so a misspelt field, or one that never changes (a claim's ``kind``), seemed
+    accepted."""
+
+    NOT_FIELDS = frozenset({"csrfmiddlewaretoken"})  # an HTML form's, with the session
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields) - self.NOT_FIELDS)
+            if unknown:
+                known = ", ".join(name for name, f in self.fields.items() if not f.read_only)
+                raise serializers.ValidationError(
+                    {str(name)[:40]: [f"not a field here; the fields are {known}"]
+                     for name in unknown[:10]}
+                )  # fmt: skip
         return super().to_internal_value(data)

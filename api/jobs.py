@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from api.fields import Text, Whole
+from api.fields import Input, Text, Whole
 from api.pagination import Cursor
 from jobs import kinds, selectors
 from jobs.lifecycle import render_job_cancel_by
@@ -60,7 +60,7 @@ class RenderPlanSerializer(serializers.Serializer):
     missing = serializers.IntegerField(help_text="feature visualizations the jobs will render")
 
 
-class RenderRequestInput(serializers.Serializer):
+class RenderRequestInput(Input):
     neuron = Text(max_length=200, help_text="mobilenet_v2/features.3:12")
     kinds = serializers.ListField(
         child=serializers.ChoiceField(choices=kinds.choices(requestable=True)),

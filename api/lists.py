@@ -15,18 +15,18 @@ from rest_framework.reverse import reverse
 from annotations import lists
 from annotations.models import NeuronList
 from api.catalog import _neuron_api_path
-from api.fields import Text
+from api.fields import Input, Text
 from neurons.references import BadReference, resolve
 
 
-class EntrySerializer(serializers.Serializer):
+class EntrySerializer(Input):
     neuron = Text(help_text="inceptionv1/4c:447")
     note = Text(allow_blank=True, max_length=2000, required=False, default="")
     api_url = Text(read_only=True, help_text="the neuron's")
     added = serializers.DateTimeField(read_only=True)
 
 
-class ListSerializer(serializers.Serializer):
+class ListSerializer(Input):
     id = serializers.IntegerField(read_only=True)
     uid = serializers.UUIDField(read_only=True, help_text="the same on every instance")
     title = Text(max_length=200)
@@ -104,7 +104,7 @@ class ListDetailApi(generics.GenericAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class EntryRemoveInput(serializers.Serializer):
+class EntryRemoveInput(Input):
     neuron = Text(max_length=200, help_text="inceptionv1/4c:447")
 
 

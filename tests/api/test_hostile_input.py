@@ -428,3 +428,30 @@ def test_a_page_that_is_no_page_is_a_400_naming_page(inceptionv1: Model, api: AP
     sized = api.get(url, {"page_size": 500, "page": 2}).json()
     assert len(sized["results"]) == 12 and sized["count"] == 512
     assert api.get(url, {"page_size": 501}).status_code == 400
+
+
+def test_a_field_a_request_does_not_have_is_a_400_naming_it(
+    claim: Claim, alice: User, client_for: Callable[[User], APIClient]
+) -> None:
+    as_alice = client_for(alice)
+    post = {"target": "inceptionv1/4c:1", "kind": "feature", "label": "x", "argument": "y"}
+    misspelt = as_alice.post("/api/v1/claims/", post | {"lable": "cars"}, format="json")
+    assert misspelt.status_code == 400
+    assert "not a field here" in misspelt.json()["error"]["fields"]["lable"][0]
+    listed = as_alice.post("/api/v1/lists/", {"title": "t", "colour": "red"}, format="json")
+    assert listed.status_code == 400 and "colour" in listed.json()["error"]["fields"]
+    # A claim read and sent back whole edits it; its kind or target never change.
+    read = as_alice.get(f"/api/v1/claims/{claim.pk}/")
+    whole = read.json() | {"label": "cars and trucks"}
+    edited = as_alice.put(
+        f"/api/v1/claims/{claim.pk}/", whole, format="json", HTTP_IF_MATCH=read["ETag"]
+    )
+    assert edited.status_code == 200, edited.content
+    for change in ({"kind": "feature"}, {"target": "inceptionv1/4c:2"}, {"colour": "red"}):
+        refused = as_alice.patch(
+            f"/api/v1/claims/{claim.pk}/", change, format="json", HTTP_IF_MATCH=edited["ETag"]
+        )
+        assert refused.status_code == 400, change
+        assert next(iter(change)) in refused.json()["error"]["fields"]
+    claim.refresh_from_db()
+    assert (claim.revision_number, claim.kind) == (2, "circuit")

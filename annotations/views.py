@@ -93,7 +93,7 @@ def claim_list(request: HttpRequest) -> HttpResponse:
     found = ClaimFilter(params, queryset=selectors.claim_list(viewer=request.user))
     problems = [] if found.is_valid() else [m for ms in found.problems.values() for m in ms]
     claims = found.qs if not problems else Claim.objects.none()
-    page = Paginator(claims, PAGE_SIZE).get_page(params.get("page"))
+    page = Paginator(claims, PAGE_SIZE).get_page(whole_number(params.get("page")))
     query = params.copy()
     query.pop("page", None)
     context = {

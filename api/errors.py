@@ -135,9 +135,10 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
-def too_large_body() -> dict[str, Any]:
-    largest = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 2**20
-    message = f"the request body is larger than {largest:g} MB, the most this site reads"
+def too_large_body(largest: int | None = None) -> dict[str, Any]:
+    """The 413's body; ``largest``: the limit in bytes (else Django's, the import's)."""
+    megabytes = (largest or settings.DATA_UPLOAD_MAX_MEMORY_SIZE) / 2**20
+    message = f"the request body is larger than {megabytes:g} MB, the most read here"
     return error_body(status=413, code="too_large", message=message)
 
 

@@ -53,7 +53,7 @@ from people.services import profile_update
 
 FORMAT = "microscope-claims"
 VERSION = 1
-# Another instance's clock may be ahead of this one's, but not by days.
+# Instances' clocks may differ (a claim made on one, reviewed on another), but not by days.
 CLOCK_SKEW = timedelta(days=1)
 USERNAME = {"max_length": 150, "validators": [UnicodeUsernameValidator()]}
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.?")
@@ -146,7 +146,7 @@ class ClaimDoc(serializers.Serializer):
         for name, when in dates.items():
             if when is not None and when > late:
                 raise serializers.ValidationError({name: f"{when.isoformat()} is in the future"})
-            if when is not None and when < data["created"] - timedelta(seconds=1):
+            if when is not None and when + CLOCK_SKEW < data["created"]:
                 raise serializers.ValidationError(
                     {name: f"{when.isoformat()} is before the claim was created"}
                 )
@@ -420,7 +420,8 @@ class _People:
             return found.user
         User = get_user_model()
         parts = urlsplit(origin)  # checked by instance_url: it parses
-        host = (parts.hostname or origin).replace(":", "-")  # a username holds no ":" (IPv6)
+        # A username holds letters, digits and @.+-_ only: not an IPv6 address's ":" or "%".
+        host = re.sub(r"[^\w.@+-]", "-", parts.hostname or origin)
         if parts.port:
             host = f"{host}-{parts.port}"
         base = f"{name}@{host}"[:140]
@@ -606,6 +607,10 @@ def _history_import(
         if what == "review":
             reviewer = people.get(item["reviewer"])
             if (number, reviewer.pk, created) in have_reviews:
+                if not item["current"]:  # replaced there since it was imported here
+                    superseded += Review.objects.filter(
+                        claim=claim, revision__number=number, reviewer=reviewer, created=created
+                    ).values_list("pk", flat=True)
                 continue
         where = f"{path}.{what}s.{index}"
         try:

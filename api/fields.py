@@ -25,10 +25,13 @@ class Text(serializers.CharField):
 
 
 class Whole(serializers.IntegerField):
-    """An IntegerField that takes a JSON integer, or a string of ASCII digits (a form's).
-    DRF's also takes ``5.0``, ``"5.0"`` and ``"\\u0665"`` (an Arabic-Indic five)."""
+    """An IntegerField that takes a JSON number that is whole (``64``, or ``64.0`` as numpy
+    writes it), or a string of ASCII digits (a form's). DRF's also takes ``"5.0"``, ``5.5``
+    (as 5) and ``"\\u0665"`` (an Arabic-Indic five)."""
 
     def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("invalid")
         if isinstance(data, str) and WHOLE_RE.fullmatch(data) is None:

@@ -73,7 +73,8 @@ class Pages(PageNumberPagination):
     def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> Any:
         asked = request.query_params.get(self.page_query_param)
         try:
-            if asked is not None and whole_number(asked) is None:  # int() reads "\\u0661" as 1
+            # int() reads "\u0661" as 1; "last" is DRF's name for the last page.
+            if asked not in (None, *self.last_page_strings) and whole_number(asked) is None:
                 raise NotFound()
             return super().paginate_queryset(queryset, request, view)
         except NotFound:  # DRF's answer to "abc", "0" or a page past the last: a 404

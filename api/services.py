@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.models import KEY_PREFIX, SHOWN_LENGTH, ApiToken, key_hash
+from neurons.validation import control_character, visible
 
 NAME_MAX = ApiToken._meta.get_field("name").max_length
 
@@ -19,12 +20,12 @@ NAME_MAX = ApiToken._meta.get_field("name").max_length
 def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
     """A new token for ``user``; returns it and its key, which is never stored nor shown again."""
     name = name.strip()
-    if not name:
+    if any(unicodedata.category(c) == "Cc" for c in name) or control_character(name):
+        raise ValidationError({"name": "Control characters (NUL, tabs, ...) are not allowed."})
+    if not visible(name):
         raise ValidationError({"name": "Give the token a name, e.g. the lab or script using it."})
     if len(name) > NAME_MAX:
         raise ValidationError({"name": f"Keep the name under {NAME_MAX} characters."})
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        raise ValidationError({"name": "Control characters (NUL, tabs, ...) are not allowed."})
     key = KEY_PREFIX + secrets.token_urlsafe(30)
     token = ApiToken.objects.create(
         user=user, name=name, prefix=key[:SHOWN_LENGTH], key_hash=key_hash(key)

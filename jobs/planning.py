@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -159,6 +160,8 @@ class _Request:
         if person is None or person.is_staff:
             return
         most = settings.MICROSCOPE_JOBS_PER_PERSON
+        # The person's row, locked until commit: their requests at once count in turn.
+        get_user_model().objects.select_for_update().filter(pk=person.pk).exists()
         active = RenderJob.objects.filter(requested_by=person, status__in=RenderJob.ACTIVE)
         if active.count() >= most:
             raise ValidationError(

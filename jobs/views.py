@@ -77,7 +77,7 @@ def job_statuses(request: HttpRequest) -> JsonResponse:
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
     jobs = selectors.render_job_list(viewer=request.user)
-    page = Paginator(jobs, JOBS_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(jobs, JOBS_PAGE).get_page(whole_number(request.GET.get("page")))
     for job in page:
         job.cancellable = job.cancellable_by(request.user)
     return render(request, "jobs/job_list.html", {"page": page})

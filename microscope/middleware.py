@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils.html import escape
 
-from api.errors import API_PREFIX, error_body
+from api.errors import API_PREFIX, error_body, too_large_body
+from neurons.validation import whole_number
 
 
 def reject_nul_bytes(
@@ -36,5 +40,28 @@ def reject_nul_bytes(
         return HttpResponseBadRequest(
             f"<!doctype html><title>Bad request</title><p>{escape(message)}</p>"
         )
+
+    return middleware
+
+
+def body_limit(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
+    """A request body over MICROSCOPE_MAX_BODY (2.5 MB; with a photo, plus its own limit) is
+    a 413 that says the limit, before anything reads it. An import's may be up to
+    MICROSCOPE_MAX_IMPORT: Django's own limit, DATA_UPLOAD_MAX_MEMORY_SIZE, also a 413."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        largest = settings.MICROSCOPE_MAX_BODY
+        if request.content_type == "multipart/form-data":  # it may carry a photo as well
+            largest += settings.MICROSCOPE_UPLOAD_MAX_BYTES
+        too_large = (whole_number(request.META.get("CONTENT_LENGTH")) or 0) > largest
+        if not too_large or request.path == reverse("api-import"):
+            return get_response(request)
+        body = too_large_body(largest)
+        if request.path.startswith(API_PREFIX):
+            return JsonResponse(body, status=413)
+        context = {"message": body["error"]["message"]}
+        return render(request, "400.html", context, status=413)
 
     return middleware

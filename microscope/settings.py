@@ -71,6 +71,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "microscope@localhost")
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "microscope.middleware.reject_nul_bytes",
+    "microscope.middleware.body_limit",
     # Static files without DEBUG, from the apps' folders (no collectstatic needed; run it in
     # production for compressed, cacheable files).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -143,9 +144,13 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Where model weights are kept (add_model --weights copies files here).
 WEIGHTS_DIR = Path(env_str("MICROSCOPE_WEIGHTS_DIR", str(VAR_DIR / "weights")))
 
-# The largest request body read (Django's default is 2.5 MB): an export of a model with
-# thousands of claims is bigger, and an import must take it. A larger body is a 413.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MICROSCOPE_MAX_BODY_MB", 32) * 2**20
+# The largest request body read: Django's default, 2.5 MB (a claim or a form is a few KB;
+# parsing JSON takes some 20 times its size in memory), but for an import (staff only),
+# whose document of thousands of claims is bigger. Past them: a 413 that says the limit
+# (microscope.middleware.body_limit). Files uploaded are limited on their own.
+MICROSCOPE_MAX_BODY = env_int("MICROSCOPE_MAX_BODY_KB", 2560) * 2**10
+MICROSCOPE_MAX_IMPORT = env_int("MICROSCOPE_MAX_IMPORT_MB", 32) * 2**20
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(MICROSCOPE_MAX_BODY, MICROSCOPE_MAX_IMPORT)
 
 # Sign-up, password changes and `user_create --password-stdin` check passwords with these.
 AUTH_PASSWORD_VALIDATORS = [

@@ -7,11 +7,12 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 
-# Control characters but tab and newlines, and the non-characters U+FFFE and U+FFFF:
-# nothing a person types, and XML (the feeds, an export read by another tool) cannot carry
-# them. Also the bidi embeddings and overrides (U+202A-U+202E), which reverse how the text
-# after them reads on every page that shows it (isolates, U+2066-U+2069, stay allowed).
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\ufffe\uffff]")
+# Control characters but tab and newlines, lone surrogates (JSON's "\ud800", which no
+# database stores) and the non-characters U+FFFE and U+FFFF: nothing a person types, and
+# XML (the feeds, an export read by another tool) cannot carry them. Also the bidi
+# overrides U+202D and U+202E, which reverse how the text after them reads on every page
+# that shows it; the embeddings and marks that right-to-left text carries stay allowed.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202d\u202e\ud800-\udfff\ufffe\uffff]")
 
 # No id, page or revision has more digits, and int() would read " 1", "1_0" and "²" (and
 # refuse more than 4,300 digits with an error of its own).
@@ -33,6 +34,12 @@ def refuse_control_characters(value: str) -> None:
 def visible(value: str) -> bool:
     """Whether ``value`` shows anything: a zero-width space alone does not."""
     return any(unicodedata.category(c)[0] not in "ZC" for c in value)
+
+
+def refuse_invisible(value: str) -> None:
+    """A form field's validator: text that shows nothing (a zero-width space) is no text."""
+    if value and not visible(value):
+        raise ValidationError("shows nothing: it holds only invisible characters")
 
 
 def whole_number(text: str | None) -> int | None:

@@ -3,9 +3,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from neurons.validation import refuse_control_characters
+from neurons.validation import refuse_control_characters, refuse_invisible
 
-TEXT = [refuse_control_characters]  # a name shows on every claim, and in feeds
+TEXT = [refuse_control_characters, refuse_invisible]  # a name shows on every claim, and in feeds
 
 
 class SignUpForm(UserCreationForm):

@@ -348,7 +348,10 @@ def test_an_import_s_history_must_add_up(
         "revisions": {"revisions.0.author": "mallory"},
         "retracted_at": {"retracted_at": "1970-01-01T00:00:00Z"},
         "created": {"created": "9999-12-31T00:00:00Z"},
-    }
+        "comments": {"comments": [
+            {"author": "bob", "body": "early", "created": "2001-01-01T00:00:00Z"}
+        ]},
+    }  # fmt: skip
     for field, changes in cases.items():
         broken = copy.deepcopy(document)
         (position,) = [i for i, c in enumerate(broken["claims"]) if c["retracted_at"]]
@@ -364,6 +367,9 @@ def test_an_import_s_history_must_add_up(
         assert any(name.startswith(f"claims.{position}.{field}") for name in fields), fields
     assert not Claim.objects.exists()
     assert curator.post("/api/v1/import/", document, format="json").status_code == 200
+    year_one = copy.deepcopy(document)
+    year_one["claims"][position]["created"] = "0001-01-01T00:00:00Z"  # no overflow either
+    assert curator.post("/api/v1/import/", year_one, format="json").status_code == 200
 
 
 def test_people_of_an_ipv6_instance_get_usernames_that_export_again(
@@ -374,10 +380,30 @@ def test_people_of_an_ipv6_instance_get_usernames_that_export_again(
     wipe()
     staff = User.objects.create_user("curator2", is_staff=True)
     curator = client_for(staff)
-    document["source"] = "http://[::1]:8000/"
+    document["source"] = "http://[fe80::1%25eth0]:8000/"  # a zone id, too
     report = curator.post("/api/v1/import/", document, format="json").json()
-    assert "alice@--1-8000" in report["people_created"], report
+    assert "alice@fe80--1-25eth0-8000" in report["people_created"], report
     again = curator.get("/api/v1/export/?model=inceptionv1").json()
     wipe()
     staff = User.objects.create_user("curator3", is_staff=True)
     assert client_for(staff).post("/api/v1/import/", again, format="json").status_code == 200
+
+
+def test_a_review_replaced_there_since_it_was_imported_here_is_replaced_here_too(
+    inceptionv1: Model, alice: User, bob: User, staff: User, api: APIClient
+) -> None:
+    claim = services.claim_create(
+        author=alice, target=neuron("inceptionv1/4c:2"), kind="feature", label="a", argument="b"
+    )
+    services.claim_review(claim=claim, reviewer=bob, verdict="support", reason="yes")
+    first = api.get("/api/v1/export/?model=inceptionv1").json()  # bob's support, current
+    last = services.claim_review(claim=claim, reviewer=bob, verdict="dispute", reason="spam")
+    services.content_hide(moderator=staff, content=last)
+    later = api.get("/api/v1/export/?model=inceptionv1").json()  # the support, not current
+    wipe()
+    curator = User.objects.create_user("curator", is_staff=True)
+    claims_import(document=_validated(first), importer=curator)
+    assert Claim.objects.get().status == "supported"
+    claims_import(document=_validated(later), importer=curator)
+    merged = Claim.objects.get()
+    assert (merged.status, merged.support_count) == ("proposed", 0)

@@ -27,6 +27,8 @@ def render(*args: str) -> str:
         (["mobilenet_v2", "f2", "--channels", "5-1"], "1 comes before 5"),
         (["mobilenet_v2", "f2", "--channels", "0-99"], "which has channels 0-23"),
         (["mobilenet_v2", "--channels", "100000-100001"], "widest layer of mobilenet_v2 has 1280"),
+        (["mobilenet_v2", "f2", "--channels", "30-40"], "which has channels 0-23"),
+        (["mobilenet_v2", "--channels", "9" * 5000], "bad channel range"),
         (["mobilenet_v2", "f2", "--steps", "0"], "steps must be at least 1"),
         (["mobilenet_v2", "--no-featurevis"], "--no-featurevis needs --examples PATH"),
         (["mobilenet_v2", "--examples", "/no/such/folder"], "/no/such/folder is not a folder"),

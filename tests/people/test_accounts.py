@@ -165,6 +165,9 @@ def test_a_lab_scripts_its_accounts_with_a_command(db: None) -> None:
     ):
         with pytest.raises(CommandError, match=message):
             call_command("user_create", "marie", *option)
+    with pytest.raises(CommandError, match="too similar to the username"):
+        password = io.StringIO("mariecurie1")
+        call_command("user_create", "mariecurie", "--password-stdin", stdin=password)
     with pytest.raises(CommandError, match="stdin gave none"):
         call_command("user_create", "marie", "--password-stdin", stdin=io.StringIO(""))
     assert not User.objects.filter(username="marie").exists()

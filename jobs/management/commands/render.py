@@ -15,7 +15,7 @@ from jobs.planning import render_request
 from neurons.references import BadReference, find_layer, find_model
 from render.params import OBJECTIVES
 
-RANGE_RE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+RANGE_RE = re.compile(r"([0-9]{1,9})(?:-([0-9]{1,9}))?")  # no layer has a billion channels
 
 
 def parse_channels(text: str) -> range:
@@ -91,7 +91,7 @@ class Command(BaseCommand):
             )
         channels = parse_channels(options["channels"]) if options["channels"] else None
         widest = max(layer.channels for layer in layers)
-        if channels is not None and channels.start >= widest:  # cut to nothing in every layer
+        if channels is not None and not names and channels.start >= widest:  # cut to nothing
             raise CommandError(
                 f"--channels {options['channels']}: the widest layer of {model.slug} has "
                 f"{widest} channels (0-{widest - 1})"

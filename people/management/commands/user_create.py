@@ -60,7 +60,8 @@ class Command(BaseCommand):
                     "password: stdin gave none (leave out --password-stdin for none)"
                 )
             try:
-                password_validation.validate_password(password)
+                unsaved = user_model(username=username, email=options["email"])
+                password_validation.validate_password(password, user=unsaved)
             except ValidationError as exc:
                 raise CommandError(f"password: {' '.join(exc.messages)}") from None
         profile = user_create(

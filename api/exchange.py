@@ -44,7 +44,7 @@ from annotations.models import (
     Verdict,
 )
 from annotations.services import ClaimError
-from api.fields import Text, Whole
+from api.fields import Flag, Slug, Text, Whole
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
 from neurons.validation import CONTROL_RE
@@ -108,15 +108,15 @@ class ReviewDoc(serializers.Serializer):
     reviewer = Text(**USERNAME)
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     reason = Text(allow_blank=True)
-    current = serializers.BooleanField(required=False, default=True)
-    hidden = serializers.BooleanField(required=False, default=False)
+    current = Flag(required=False, default=True)
+    hidden = Flag(required=False, default=False)
     created = serializers.DateTimeField()
 
 
 class CommentDoc(serializers.Serializer):
     author = Text(**USERNAME)
     body = Text(allow_blank=True)
-    hidden = serializers.BooleanField(required=False, default=False)
+    hidden = Flag(required=False, default=False)
     created = serializers.DateTimeField()
 
 
@@ -127,7 +127,7 @@ class ClaimDoc(serializers.Serializer):
     author = Text(**USERNAME)
     created = serializers.DateTimeField()
     retracted_at = serializers.DateTimeField(allow_null=True, required=False, default=None)
-    hidden = serializers.BooleanField(required=False, default=False)
+    hidden = Flag(required=False, default=False)
     revisions = RevisionDoc(many=True, allow_empty=False)
     reviews = ReviewDoc(many=True, required=False, default=list)
     comments = CommentDoc(many=True, required=False, default=list)
@@ -203,7 +203,7 @@ class ListDoc(serializers.Serializer):
 class ExportDoc(serializers.Serializer):
     format = serializers.ChoiceField(choices=[FORMAT])
     version = serializers.ChoiceField(choices=[VERSION])
-    model = serializers.SlugField()
+    model = Slug()
     exported = serializers.DateTimeField(required=False)
     source = Text(
         max_length=300,
@@ -766,7 +766,7 @@ def _claim_end_state(
 
 
 class ExportQuery(serializers.Serializer):
-    model = serializers.SlugField(help_text="the model whose claims to export: inceptionv1")
+    model = Slug(help_text="the model whose claims to export: inceptionv1")
 
 
 class ImportReportSerializer(serializers.Serializer):

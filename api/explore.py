@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api.catalog import _neuron_api_path
-from api.fields import Input, Text
+from api.fields import Input, Slug, Text
 from api.parsers import JSONParser
 from jobs.explore import exploration_get, exploration_request, upload_delete
 from jobs.models import Exploration
@@ -24,7 +24,7 @@ from neurons.references import BadReference, find_model
 
 
 class ExplorationInput(Input):
-    model = serializers.SlugField(help_text="mobilenet_v2")
+    model = Slug(help_text="mobilenet_v2")
     image = serializers.FileField(
         required=False, help_text="JPEG, PNG or WebP (multipart); or name a corpus_image"
     )

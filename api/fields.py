@@ -56,3 +56,22 @@ class Input(serializers.Serializer):
                      for name in unknown[:10]}
                 )  # fmt: skip
         return super().to_internal_value(data)
+
+
+class Slug(serializers.SlugField):
+    """A SlugField that takes only a string (DRF's reads the number 12 as "12")."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Flag(serializers.BooleanField):
+    """A JSON ``true`` or ``false``, as an export writes them. DRF's BooleanField also
+    reads ``"yes"``, ``"on"`` and ``1``; use it where a form sends the value."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data

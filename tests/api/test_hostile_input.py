@@ -484,3 +484,21 @@ def test_a_field_a_request_does_not_have_is_a_400_naming_it(
         assert next(iter(change)) in refused.json()["error"]["fields"]
     claim.refresh_from_db()
     assert (claim.revision_number, claim.kind) == (2, "circuit")
+
+
+def test_an_import_s_flags_are_json_booleans_and_its_model_a_string(
+    claim: Claim, staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    curator = client_for(staff)
+    document = curator.get("/api/v1/export/?model=inceptionv1").json()
+    for path, value in (("claims.0.hidden", "yes"), ("claims.0.hidden", 1), ("model", 12)):
+        broken = copy.deepcopy(document)
+        *parents, last = path.split(".")
+        target = broken
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+        response = curator.post("/api/v1/import/", broken, format="json")
+        assert response.status_code == 400, (path, value)
+        assert path in response.json()["error"]["fields"], response.json()
+    assert Claim.objects.get().hidden is False

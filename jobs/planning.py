@@ -165,8 +165,8 @@ class _Request:
         active = RenderJob.objects.filter(requested_by=person, status__in=RenderJob.ACTIVE)
         if active.count() >= most:
             raise ValidationError(
-                {"jobs": f"{most} of your jobs are waiting or running; ask again when some are "
-                 "done, or cancel some on /jobs/"}
+                {"jobs": f"at most {most} of your jobs wait or run at once (this request needs "
+                 "more); ask again when some are done, or cancel some on /jobs/"}
             )  # fmt: skip
 
     def job(

@@ -434,13 +434,13 @@ def test_one_researcher_cannot_fill_the_gpu_queue(
         assert queued.status_code == 202, queued.content
     refused = as_bob.post("/api/v1/render-jobs/", asked | {"neuron": "mobilenet_v2/f10:3"})
     assert refused.status_code == 400
-    assert "3 of your jobs are waiting" in refused.json()["error"]["fields"]["jobs"][0]
+    assert "at most 3 of your jobs wait or run" in refused.json()["error"]["fields"]["jobs"][0]
     again = as_bob.post("/api/v1/render-jobs/", asked | {"neuron": "mobilenet_v2/f10:0"})
     assert again.status_code == 202  # the job queued already: joined, not a new one
     browser = Client()
     browser.force_login(bob)
     page = browser.post("/models/mobilenet_v2/features_10/4/render/")
-    assert page.status_code == 400 and b"3 of your jobs are waiting" in page.content
+    assert page.status_code == 400 and b"at most 3 of your jobs wait or run" in page.content
     for index in range(4, 8):  # staff ask for any number (as commands do)
         neuron = {"neuron": f"mobilenet_v2/f10:{index}"}
         assert as_staff.post("/api/v1/render-jobs/", asked | neuron).status_code == 202

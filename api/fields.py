@@ -13,8 +13,7 @@ WHOLE_RE = re.compile(r"-?[0-9]{1,18}")
 
 class Text(serializers.CharField):
     """A CharField that takes only a string. DRF's also takes a number and stores its
-    ``str()``: a label of ``1e400`` became the text "inf", and of ``true`` a 400 that
-    ``1`` was not."""
+    ``str()``: a label of ``7`` became the text "7", and of ``1e400`` the text "inf"."""
 
     default_error_messages = {"invalid": "Not a valid string."}
 

@@ -30,7 +30,7 @@ User = AbstractBaseUser | AnonymousUser
 
 def _text(field: str, value: str, limit: int, *, required: bool = False) -> str:
     value = (value or "").strip()
-    if required and not visible(value):
+    if (required or value) and not visible(value):
         raise ValidationError({field: "this field is required"})
     if len(value) > limit:
         raise ValidationError({field: f"at most {limit} characters ({len(value)} given)"})

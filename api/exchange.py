@@ -56,6 +56,13 @@ VERSION = 1
 # Instances' clocks may differ (a claim made on one, reviewed on another), but not by days.
 CLOCK_SKEW = timedelta(days=1)
 USERNAME = {"max_length": 150, "validators": [UnicodeUsernameValidator()]}
+
+
+def _username_if_given(value: str) -> None:
+    if value:
+        UnicodeUsernameValidator()(value)
+
+
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.?")
 
 
@@ -174,7 +181,12 @@ class PersonDoc(serializers.Serializer):
         help_text="the instance they come from, when not the document's source",
     )
     origin_username = Text(
-        **USERNAME, required=False, default="", allow_blank=True, help_text="their name there"
+        max_length=150,
+        validators=[_username_if_given],  # not USERNAME's pattern: "" matches no pattern
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="their name there",
     )
     name = Text(allow_blank=True, max_length=120, required=False, default="")
     institution = Text(allow_blank=True, max_length=200, required=False, default="")
@@ -601,12 +613,17 @@ def _history_import(
     ]
     added = _Added()
     superseded = []  # reviews the document says a later one of their reviewer replaced
+    hidden_since: list[Review] = []
     for number, _, created, index, what, item in sorted(events, key=lambda e: e[:4]):
         if what == "revision" and number <= have_revisions:
             continue
         if what == "review":
             reviewer = people.get(item["reviewer"])
             if (number, reviewer.pk, created) in have_reviews:
+                if item["hidden"]:  # hidden there since it was imported here
+                    hidden_since += Review.objects.filter(
+                        claim=claim, revision__number=number, reviewer=reviewer, created=created
+                    ).filter(hidden=False)
                 if not item["current"]:  # replaced there since it was imported here
                     superseded += Review.objects.filter(
                         claim=claim, revision__number=number, reviewer=reviewer, created=created
@@ -641,6 +658,8 @@ def _history_import(
                 added.reviews += 1
         except ClaimError as exc:
             raise _refused(where, exc) from None
+    for review in hidden_since:
+        services.content_hide(moderator=importer, content=review)
     if superseded:
         # Replayed in order, a reviewer's last review here would be current, though the
         # document's later one (hidden, so not exported to everyone) replaced it there.
@@ -665,6 +684,11 @@ def _comments_import(
     for index, item in enumerate(data["comments"]):
         author = people.get(item["author"])
         if (author.pk, item["created"]) in have:
+            if item["hidden"]:  # hidden there since it was imported here
+                for shown in Comment.objects.filter(
+                    claim=claim, author=author, created=item["created"], hidden=False
+                ):
+                    services.content_hide(moderator=importer, content=shown)
             continue
         try:
             comment = services.comment_create(claim=claim, author=author, body=item["body"])

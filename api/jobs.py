@@ -17,6 +17,7 @@ from api.pagination import Cursor
 from jobs import kinds, selectors
 from jobs.lifecycle import render_job_cancel_by
 from jobs.models import RenderJob
+from jobs.params import FEATUREVIS_MAX
 from jobs.planning import RenderPlan, render_request_neuron
 from neurons.models import Neuron
 from neurons.references import BadReference, find_model, resolve
@@ -71,9 +72,9 @@ class RenderRequestInput(Input):
         "the whole layer at once.",
     )
     # Bounds for remote requests: a GPU is shared.
-    steps = Whole(required=False, min_value=1, max_value=4096)
-    size = Whole(required=False, min_value=16, max_value=512)
-    seed = Whole(required=False, min_value=0, max_value=2**31 - 1)
+    steps = Whole(required=False, min_value=1, max_value=FEATUREVIS_MAX["steps"])
+    size = Whole(required=False, min_value=16, max_value=FEATUREVIS_MAX["size"])
+    seed = Whole(required=False, min_value=0, max_value=FEATUREVIS_MAX["seed"])
 
     def validate_neuron(self, text: str) -> Neuron:
         try:

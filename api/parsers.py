@@ -3,19 +3,39 @@ like any other malformed JSON) instead of reaching a view:
 
 - a body nested too deeply for Python's decoder (``[`` 100,000 times), a RecursionError;
 - a number too large for a float (``1e400``), which Python reads as ``inf``, as DRF's
-  strict mode already refuses the literal ``Infinity``.
+  strict mode already refuses the literal ``Infinity``;
+- a lone surrogate (``"\\ud800"``), in a key or a value: no database stores one, and no
+  response can repeat it (an error message naming the key would be a 500).
 """
 
 from __future__ import annotations
 
 import codecs
 import math
+import re
 from collections.abc import Mapping
 from typing import IO, Any
 
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils import json
+
+SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+
+
+def _lone_surrogate(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if SURROGATE_RE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack += item.keys()
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
+    return False
 
 
 def finite_float(text: str) -> float:
@@ -34,8 +54,11 @@ class JSONParser(parsers.JSONParser):
     ) -> Any:
         encoding = parsers.get_encoding(parser_context or {})
         try:
-            return json.load(codecs.getreader(encoding)(stream), parse_float=finite_float)
+            data = json.load(codecs.getreader(encoding)(stream), parse_float=finite_float)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        if _lone_surrogate(data):
+            raise ParseError("JSON parse error - a lone surrogate (\\ud800-\\udfff) is no text")
+        return data

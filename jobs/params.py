@@ -80,6 +80,11 @@ def _number(field: str, value: Any, kind: type) -> Any:
     return kind(value)
 
 
+# What one job may ask for: a size or step count past these would only exhaust a worker,
+# and numpy's RandomState takes seeds below 2**32.
+FEATUREVIS_MAX = {"steps": 4096, "size": 512, "seed": 2**31 - 1}
+
+
 def featurevis_params(
     *,
     steps: int | None = None,
@@ -108,6 +113,9 @@ def featurevis_params(
             {field if field in FEATUREVIS_FIELDS else "params": str(exc)}
         ) from None
     checked = {"steps": params.steps, "size": params.size, "seed": params.seed, "lr": params.lr}
+    for name, most in FEATUREVIS_MAX.items():
+        if checked[name] > most:
+            raise ValidationError({name: f"{name} must be at most {most}, got {checked[name]}"})
     return checked | recipe_extras({name: getattr(params, name) for name in RECIPE_DEFAULTS})
 
 

@@ -3,9 +3,15 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from neurons.validation import refuse_control_characters, refuse_invisible
+from people.models import TEXT
 
-TEXT = [refuse_control_characters, refuse_invisible]  # a name shows on every claim, and in feeds
+
+def refuse_foreign_form(username: str) -> None:
+    """``name@host`` is how people imported from another instance are named here."""
+    if "@" in username:
+        raise forms.ValidationError(
+            "a username here has no @: name@host is a person of another instance"
+        )
 
 
 class SignUpForm(UserCreationForm):
@@ -16,6 +22,12 @@ class SignUpForm(UserCreationForm):
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "name", "institution")
+
+    def clean_username(self) -> str:
+        username = super().clean_username()
+        if username:  # None when the field itself was refused
+            refuse_foreign_form(username)
+        return username
 
 
 class ProfileForm(forms.Form):

@@ -6,13 +6,18 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from neurons.validation import refuse_control_characters, refuse_invisible
+
+TEXT = [refuse_control_characters, refuse_invisible]  # a name shows on every claim
+
 
 class Profile(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
     )
-    name = models.CharField(max_length=120)
-    institution = models.CharField(max_length=200, blank=True)
+    # The validators are the forms' (sign-up, profile, the admin's), not the ORM's.
+    name = models.CharField(max_length=120, validators=TEXT)
+    institution = models.CharField(max_length=200, blank=True, validators=TEXT)
     # A person imported from another instance: its address (the export's source) and their
     # username there. Blank: a person of this instance. Two labs' "alice" never merge.
     origin = models.CharField(max_length=300, blank=True)

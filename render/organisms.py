@@ -217,7 +217,12 @@ def load(organism: Organism, path: Path, device: str | torch.device = "cpu") -> 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-    except (*NOT_WEIGHTS, RuntimeError, ValueError, OSError) as exc:
+    except NOT_WEIGHTS as exc:  # torch's own message can be empty, or advise an unsafe load
+        raise WeightsError(
+            f"{path} does not load into {organism.slug}: it is not a PyTorch state dict "
+            f"({type(exc).__name__})"
+        ) from exc
+    except (RuntimeError, ValueError, OSError) as exc:
         raise WeightsError(f"{path} does not load into {organism.slug}: {exc}") from exc
     model = model.to(device).eval()
     for param in model.parameters():

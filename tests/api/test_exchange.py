@@ -407,3 +407,26 @@ def test_a_review_replaced_there_since_it_was_imported_here_is_replaced_here_too
     claims_import(document=_validated(later), importer=curator)
     merged = Claim.objects.get()
     assert (merged.status, merged.support_count) == ("proposed", 0)
+
+
+def test_content_hidden_there_since_it_was_imported_here_is_hidden_here_too(
+    inceptionv1: Model, alice: User, bob: User, staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    claim = services.claim_create(
+        author=alice, target=neuron("inceptionv1/4c:2"), kind="feature", label="a", argument="b"
+    )
+    review = services.claim_review(claim=claim, reviewer=bob, verdict="dispute", reason="spam")
+    comment = services.comment_create(claim=claim, author=bob, body="spam")
+    curator = client_for(staff)
+    first = curator.get("/api/v1/export/?model=inceptionv1").json()
+    services.content_hide(moderator=staff, content=review)
+    services.content_hide(moderator=staff, content=comment)
+    later = curator.get("/api/v1/export/?model=inceptionv1").json()  # staff's: marked hidden
+    wipe()
+    importer = User.objects.create_user("curator", is_staff=True)
+    claims_import(document=_validated(first), importer=importer)
+    assert Claim.objects.get().status == "disputed"
+    claims_import(document=_validated(later), importer=importer)
+    merged = Claim.objects.get()
+    assert (merged.status, merged.dispute_count) == ("proposed", 0)
+    assert merged.reviews.get().hidden and merged.comments.get().hidden

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ from xml.etree import ElementTree
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -313,12 +315,12 @@ def test_text_the_feed_cannot_carry_or_that_reverses_the_page_is_refused(
     # A lone surrogate, as JSON escapes it: no database stores one.
     lone = '{"target": "inceptionv1/4c:1", "kind": "feature", "argument": "c", "label": "a\\ud800"}'
     response = as_alice.post("/api/v1/claims/", lone, content_type="application/json")
-    assert response.status_code == 400 and "label" in response.json()["error"]["fields"]
+    assert response.status_code == 400 and "lone surrogate" in response.json()["error"]["message"]
     lone = '{"body": "\\udfff"}'
     comment = as_alice.post(
         f"/api/v1/claims/{claim.pk}/comments/", lone, content_type="application/json"
     )
-    assert comment.status_code == 400 and "body" in comment.json()["error"]["fields"]
+    assert comment.status_code == 400 and "lone surrogate" in comment.json()["error"]["message"]
     rtl = "\u202b\u05db\u05dc\u05d1\u202c \u2067x\u2069"  # an embedding, and an isolate
     fine = as_alice.post("/api/v1/claims/", post | {"label": rtl})
     assert fine.status_code == 201, fine.content  # Hebrew, and an isolate, are text
@@ -502,3 +504,48 @@ def test_an_import_s_flags_are_json_booleans_and_its_model_a_string(
         assert response.status_code == 400, (path, value)
         assert path in response.json()["error"]["fields"], response.json()
     assert Claim.objects.get().hidden is False
+
+
+def test_a_lone_surrogate_anywhere_in_json_is_a_400(
+    claim: Claim, alice: User, client_for: Callable[[User], APIClient]
+) -> None:
+    as_alice = client_for(alice)
+    bodies = {
+        "/api/v1/lists/": '{"\\ud800": 1}',
+        "/api/v1/claims/": '{"kind": "feature\\ud800", "target": "inceptionv1/4c:1"}',
+        f"/api/v1/claims/{claim.pk}/reviews/": '{"verdict": "support\\udfff", "reason": "x"}',
+        "/api/v1/render-jobs/": '{"neuron": "inceptionv1/4c:1", "kinds": ["featurevis\\ud800"]}',
+    }
+    for url, body in bodies.items():
+        response = as_alice.post(url, body, content_type="application/json")
+        assert response.status_code == 400, url
+        assert "lone surrogate" in response.json()["error"]["message"]
+    pair = as_alice.post(
+        "/api/v1/lists/", '{"title": "\\ud83d\\udd2c"}', content_type="application/json"
+    )
+    assert pair.status_code == 201 and pair.json()["title"] == "\U0001f52c"  # a pair is text
+
+
+def test_local_usernames_leave_name_at_host_to_other_instances(db: None) -> None:
+    signup = Client().post(
+        "/accounts/signup/",
+        {"username": "alice@lab-b.example", "name": "A", "institution": "",
+         "password1": "a long enough passphrase", "password2": "a long enough passphrase"},
+    )  # fmt: skip
+    assert signup.status_code == 400 and b"a username here has no @" in signup.content
+    with pytest.raises(CommandError, match="has no @"):
+        call_command("user_create", "bob@lab-b.example")
+    assert not User.objects.exists()
+
+
+def test_the_render_command_and_jobs_keep_the_api_s_bounds(mobilenet: Model) -> None:
+    for args, message in (
+        (["--steps", "\u0663"], "not a whole number"),
+        (["--size", "100000"], "size must be at most 512"),
+        (["--steps", "99999999999"], "steps must be at most 4096"),
+        (["--seed", "99999999999"], "seed must be at most 2147483647"),
+        (["--channels", ""], "bad channel range"),
+    ):
+        with pytest.raises(CommandError, match=message):
+            call_command("render", "mobilenet_v2", "f2", *args, stdout=io.StringIO())
+    assert not RenderJob.objects.exists()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import yaml
+from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
 
@@ -21,3 +23,8 @@ def test_the_schema_documents_tokens_errors_and_examples(api: APIClient, db: Non
         ), path
     parameters = {p["name"] for p in schema["paths"]["/api/v1/claims/"]["get"]["parameters"]}
     assert {"model", "layer", "neuron", "status", "author", "ordering", "cursor"} <= parameters
+
+
+def test_the_schema_is_valid_openapi(api: APIClient, db: None) -> None:
+    # A default that its own pattern refuses (origin_username's "") made it invalid.
+    validate(yaml.safe_load(api.get("/api/schema/").content))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import re
 import time
 from typing import Any
@@ -13,9 +14,18 @@ from jobs.lifecycle import ClaimOutcome
 from jobs.models import KIND_BY_OBJECTIVE, ArtifactKind, RenderJob
 from jobs.planning import render_request
 from neurons.references import BadReference, find_layer, find_model
+from neurons.validation import whole_number
 from render.params import OBJECTIVES
 
 RANGE_RE = re.compile(r"([0-9]{1,9})(?:-([0-9]{1,9}))?")  # no layer has a billion channels
+
+
+def whole(text: str) -> int:
+    """argparse's type: ASCII digits (its ``int`` reads "\u0663" as 3)."""
+    number = whole_number(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number (digits 0-9)")
+    return number
 
 
 def parse_channels(text: str) -> range:
@@ -44,9 +54,9 @@ class Command(BaseCommand):
             "layers", nargs="*", metavar="layer", help="layer names or aliases (default: all)"
         )
         parser.add_argument("--channels", help="e.g. 0-31 (default: every channel)")
-        parser.add_argument("--steps", type=int, help="optimization steps (default 512)")
-        parser.add_argument("--size", type=int, help="image size in px (default 128)")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--steps", type=whole, help="optimization steps (default 512)")
+        parser.add_argument("--size", type=whole, help="image size in px (default 128)")
+        parser.add_argument("--seed", type=whole, default=0)
         parser.add_argument(
             "--objective",
             action="append",
@@ -89,7 +99,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{model.slug} has no layers: run `manage.py add_model {model.slug}`"
             )
-        channels = parse_channels(options["channels"]) if options["channels"] else None
+        channels = parse_channels(options["channels"]) if options["channels"] is not None else None
         widest = max(layer.channels for layer in layers)
         if channels is not None and not names and channels.start >= widest:  # cut to nothing
             raise CommandError(

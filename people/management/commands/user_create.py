@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 
-from people.forms import ProfileForm
+from people.forms import ProfileForm, refuse_foreign_form
 from people.services import user_create
 
 
@@ -39,6 +39,7 @@ class Command(BaseCommand):
         try:
             # The field's validators: its characters (username_validator) and its length.
             user_model._meta.get_field("username").run_validators(username)
+            refuse_foreign_form(username)
         except ValidationError as exc:
             raise CommandError(f"username {username!r}: {' '.join(exc.messages)}") from None
         if user_model.objects.filter(username__iexact=username).exists():  # as sign-up

@@ -274,11 +274,15 @@ class ClaimDetailApi(generics.GenericAPIView):
         claim = selectors.claim_visible_get(pk=pk, viewer=request.user)
         services.claim_edit_check(claim=claim, author=request.user)  # 403 before 428
         based_on = _based_on(request, claim)
-        for name, now in (("kind", claim.kind), ("target", claim.target.ref)):
+        fixed = {
+            "kind": (claim.kind, "it never changes; post a new claim"),
+            "target": (claim.target.ref, "it never changes; post a new claim"),
+            "status": (claim.status, "reviews set it"),
+            "retracted": (claim.retracted, f"retract with POST {request.path}retract/"),
+        }
+        for name, (now, how) in fixed.items():
             if isinstance(request.data, Mapping) and request.data.get(name, now) != now:
-                raise serializers.ValidationError(
-                    {name: [f"a claim's {name} never changes (it is {now!r}); post a new claim"]}
-                )
+                raise serializers.ValidationError({name: [f"not edited here ({how}): {now!r}"]})
         data = ClaimUpdateInput(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
         current = claim.current_revision

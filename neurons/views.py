@@ -37,7 +37,7 @@ def layer_detail(request: HttpRequest, model: str, layer: str) -> HttpResponse:
 
 def neuron_detail(request: HttpRequest, model: str, layer: str, index: int) -> HttpResponse:
     neuron = selectors.neuron_lookup(model=model, layer=layer, index=index)
-    if neuron.layer.name != layer:
+    if neuron.layer.name != layer or request.path != neuron.get_absolute_url():  # "01", aliases
         return redirect(neuron, permanent=True)
     found_layer = neuron.layer
     context = {

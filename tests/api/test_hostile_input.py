@@ -478,7 +478,8 @@ def test_a_field_a_request_does_not_have_is_a_400_naming_it(
         f"/api/v1/claims/{claim.pk}/", whole, format="json", HTTP_IF_MATCH=read["ETag"]
     )
     assert edited.status_code == 200, edited.content
-    for change in ({"kind": "feature"}, {"target": "inceptionv1/4c:2"}, {"colour": "red"}):
+    changes = ({"kind": "feature"}, {"target": "inceptionv1/4c:2"}, {"colour": "red"})
+    for change in (*changes, {"status": "supported"}, {"retracted": True}):
         refused = as_alice.patch(
             f"/api/v1/claims/{claim.pk}/", change, format="json", HTTP_IF_MATCH=edited["ETag"]
         )

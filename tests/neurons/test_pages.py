@@ -72,6 +72,7 @@ def test_the_first_and_last_neurons_have_one_neighbour(client: Client, mobilenet
         ("/models/inceptionv1/mixed4c_0/447/", "/models/inceptionv1/mixed4c/447/"),
         ("/models/inceptionv1/4c/447/", "/models/inceptionv1/mixed4c/447/"),
         ("/models/inceptionv1/4c/", "/models/inceptionv1/mixed4c/"),
+        ("/models/inceptionv1/mixed4c/0447/", "/models/inceptionv1/mixed4c/447/"),
     ],
 )
 def test_short_and_openai_microscope_links_land_on_the_canonical_page(

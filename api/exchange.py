@@ -47,7 +47,7 @@ from annotations.services import ClaimError
 from api.fields import Flag, Slug, Text, Whole
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
-from neurons.validation import CONTROL_RE
+from neurons.validation import CONTROL_RE, visible
 from people.models import Profile
 from people.services import profile_update
 
@@ -452,10 +452,11 @@ class _People:
         origin_username: str = "",
     ) -> AbstractBaseUser:
         user = get_user_model().objects.create_user(username, password=None)
-        if person.get("name") or person.get("institution") or origin:
-            profile = profile_update(
-                user=user, name=person.get("name", ""), institution=person.get("institution", "")
-            )
+        # Text that shows nothing (a zero-width space) is no name here, as the forms say.
+        given = {field: person.get(field, "") for field in ("name", "institution")}
+        shown = {field: text if visible(text) else "" for field, text in given.items()}
+        if shown["name"] or shown["institution"] or origin:
+            profile = profile_update(user=user, **shown)
             if origin:
                 profile.origin, profile.origin_username = origin, origin_username
                 profile.save(update_fields=["origin", "origin_username"])

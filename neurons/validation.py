@@ -7,12 +7,14 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 
-# Control characters but tab and newlines, lone surrogates (JSON's "\ud800", which no
+# Control characters (C0 but tab and newlines, DEL, C1), lone surrogates (JSON's "\ud800", which no
 # database stores) and the non-characters U+FFFE and U+FFFF: nothing a person types, and
 # XML (the feeds, an export read by another tool) cannot carry them. Also the bidi
 # overrides U+202D and U+202E, which reverse how the text after them reads on every page
 # that shows it; the embeddings and marks that right-to-left text carries stay allowed.
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202d\u202e\ud800-\udfff\ufffe\uffff]")
+CONTROL_RE = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202d\u202e\ud800-\udfff\ufffe\uffff]"
+)
 
 # No id, page or revision has more digits, and int() would read " 1", "1_0" and "²" (and
 # refuse more than 4,300 digits with an error of its own).

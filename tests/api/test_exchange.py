@@ -381,8 +381,11 @@ def test_people_of_an_ipv6_instance_get_usernames_that_export_again(
     staff = User.objects.create_user("curator2", is_staff=True)
     curator = client_for(staff)
     document["source"] = "http://[fe80::1%25eth0]:8000/"  # a zone id, too
+    document["people"][0]["name"] = "\u200b"  # shows nothing: no name here
     report = curator.post("/api/v1/import/", document, format="json").json()
     assert "alice@fe80--1-25eth0-8000" in report["people_created"], report
+    imported = User.objects.get(username=document["people"][0]["username"] + "@fe80--1-25eth0-8000")
+    assert imported.profile.name == ""
     again = curator.get("/api/v1/export/?model=inceptionv1").json()
     wipe()
     staff = User.objects.create_user("curator3", is_staff=True)

@@ -308,7 +308,7 @@ def test_text_the_feed_cannot_carry_or_that_reverses_the_page_is_refused(
 ) -> None:
     as_alice = client_for(alice)
     post = {"target": "inceptionv1/4c:1", "kind": "feature", "argument": "c"}
-    for label in ("\uffff\ufffe", "a\u202edog", "\u200b", " \u2060 "):
+    for label in ("\uffff\ufffe", "a\u202edog", "\u200b", " \u2060 ", "a\x85b"):
         response = as_alice.post("/api/v1/claims/", post | {"label": label}, format="json")
         assert response.status_code == 400, repr(label)
         assert "label" in response.json()["error"]["fields"]

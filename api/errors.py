@@ -142,12 +142,17 @@ def too_large_body(largest: int | None = None) -> dict[str, Any]:
     return error_body(status=413, code="too_large", message=message)
 
 
+def too_large(request: HttpRequest, largest: int | None = None) -> HttpResponse:
+    """A 413 saying the limit: JSON under /api/, the bad-request page elsewhere."""
+    body = too_large_body(largest)
+    if _is_api(request):
+        return JsonResponse(body, status=413)
+    return render(request, "400.html", {"message": body["error"]["message"]}, status=413)
+
+
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):
-        if _is_api(request):
-            return JsonResponse(too_large_body(), status=413)
-        body = too_large_body()["error"]["message"]
-        return render(request, "400.html", {"message": body}, status=413)
+        return too_large(request)
     if _is_api(request):
         return _json_error(400, "bad_request", "The request could not be read.")
     return defaults.bad_request(request, exception)

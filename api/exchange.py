@@ -621,14 +621,13 @@ def _history_import(
         if what == "review":
             reviewer = people.get(item["reviewer"])
             if (number, reviewer.pk, created) in have_reviews:
+                here = Review.objects.filter(
+                    claim=claim, revision__number=number, reviewer=reviewer, created=created
+                )
                 if item["hidden"]:  # hidden there since it was imported here
-                    hidden_since += Review.objects.filter(
-                        claim=claim, revision__number=number, reviewer=reviewer, created=created
-                    ).filter(hidden=False)
+                    hidden_since += here.filter(hidden=False)
                 if not item["current"]:  # replaced there since it was imported here
-                    superseded += Review.objects.filter(
-                        claim=claim, revision__number=number, reviewer=reviewer, created=created
-                    ).values_list("pk", flat=True)
+                    superseded += here.values_list("pk", flat=True)
                 continue
         where = f"{path}.{what}s.{index}"
         try:

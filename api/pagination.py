@@ -26,20 +26,26 @@ def checked_page_size(request: Request, param: str, largest: int) -> int | None:
     return size
 
 
-class Cursor(CursorPagination):
+class PageSize:
+    """``?page_size=``, 1 to 500, for both kinds of pages; else the class's page_size."""
+
+    page_size: int
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def get_page_size(self, request: Request) -> int:
+        asked = checked_page_size(request, self.page_size_query_param, self.max_page_size)
+        return asked or self.page_size
+
+
+class Cursor(PageSize, CursorPagination):
     """Stable pages over lists that grow while a script walks them.
 
     A view may set ``cursor_ordering`` (validated from its ``?ordering=``) before paginating.
     """
 
     page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
     ordering = "-created"
-
-    def get_page_size(self, request: Request) -> int:
-        asked = checked_page_size(request, self.page_size_query_param, self.max_page_size)
-        return asked or self.page_size
 
     def decode_cursor(self, request: Request) -> Any:
         try:
@@ -59,16 +65,9 @@ class Cursor(CursorPagination):
         return (ordering, "-id" if ordering.startswith("-") else "id")
 
 
-class Pages(PageNumberPagination):
+class Pages(PageSize, PageNumberPagination):
     """Numbered pages (the catalog's neurons: a fixed list), with ``page_size`` as Cursor has
     it; a page that is not a whole number from 1 to the last is a 400 naming ``page``."""
-
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-    def get_page_size(self, request: Request) -> int:
-        asked = checked_page_size(request, self.page_size_query_param, self.max_page_size)
-        return asked or self.page_size
 
     def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> Any:
         asked = request.query_params.get(self.page_query_param)

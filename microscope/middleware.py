@@ -6,11 +6,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
-from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import escape
 
-from api.errors import API_PREFIX, error_body, too_large_body
+from api.errors import API_PREFIX, error_body, too_large
 from neurons.validation import whole_number
 
 
@@ -55,13 +54,9 @@ def body_limit(
         largest = settings.MICROSCOPE_MAX_BODY
         if request.content_type == "multipart/form-data":  # it may carry a photo as well
             largest += settings.MICROSCOPE_UPLOAD_MAX_BYTES
-        too_large = (whole_number(request.META.get("CONTENT_LENGTH")) or 0) > largest
-        if not too_large or request.path == reverse("api-import"):
+        is_too_large = (whole_number(request.META.get("CONTENT_LENGTH")) or 0) > largest
+        if not is_too_large or request.path == reverse("api-import"):
             return get_response(request)
-        body = too_large_body(largest)
-        if request.path.startswith(API_PREFIX):
-            return JsonResponse(body, status=413)
-        context = {"message": body["error"]["message"]}
-        return render(request, "400.html", context, status=413)
+        return too_large(request, largest)
 
     return middleware

@@ -7,9 +7,9 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 
-# Control characters (C0 but tab and newlines, DEL, C1), lone surrogates (JSON's "\ud800", which no
-# database stores) and the non-characters U+FFFE and U+FFFF: nothing a person types, and
-# XML (the feeds, an export read by another tool) cannot carry them. Also the bidi
+# Control characters (C0 but tab and newlines, DEL, C1), lone surrogates (JSON's "\ud800",
+# which no database stores) and the non-characters U+FFFE and U+FFFF: nothing a person
+# types, and XML (the feeds, an export read by another tool) cannot carry them. Also the bidi
 # overrides U+202D and U+202E, which reverse how the text after them reads on every page
 # that shows it; the embeddings and marks that right-to-left text carries stay allowed.
 CONTROL_RE = re.compile(

@@ -63,6 +63,12 @@ def wipe() -> None:
     User.objects.all().delete()
 
 
+def elsewhere(client_for: Callable[[User], APIClient], curator: str) -> APIClient:
+    """Another instance (everything forgotten), and the API client of its new curator."""
+    wipe()
+    return client_for(User.objects.create_user(curator, is_staff=True))
+
+
 def comparable(document: dict) -> dict:
     document = copy.deepcopy(document)
     document.pop("exported")
@@ -339,11 +345,8 @@ def test_an_import_may_not_turn_a_claim_here_into_another(
 def test_an_import_s_history_must_add_up(
     history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
 ) -> None:
-    curator = client_for(staff)
-    document = curator.get("/api/v1/export/?model=inceptionv1").json()
-    wipe()
-    staff = User.objects.create_user("curator2", is_staff=True)
-    curator = client_for(staff)
+    document = client_for(staff).get("/api/v1/export/?model=inceptionv1").json()
+    curator = elsewhere(client_for, "curator2")
     cases = {
         "revisions": {"revisions.0.author": "mallory"},
         "retracted_at": {"retracted_at": "1970-01-01T00:00:00Z"},
@@ -375,11 +378,8 @@ def test_an_import_s_history_must_add_up(
 def test_people_of_an_ipv6_instance_get_usernames_that_export_again(
     history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
 ) -> None:
-    curator = client_for(staff)
-    document = curator.get("/api/v1/export/?model=inceptionv1").json()
-    wipe()
-    staff = User.objects.create_user("curator2", is_staff=True)
-    curator = client_for(staff)
+    document = client_for(staff).get("/api/v1/export/?model=inceptionv1").json()
+    curator = elsewhere(client_for, "curator2")
     document["source"] = "http://[fe80::1%25eth0]:8000/"  # a zone id, too
     document["people"][0]["name"] = "\u200b"  # shows nothing: no name here
     report = curator.post("/api/v1/import/", document, format="json").json()
@@ -387,9 +387,8 @@ def test_people_of_an_ipv6_instance_get_usernames_that_export_again(
     imported = User.objects.get(username=document["people"][0]["username"] + "@fe80--1-25eth0-8000")
     assert imported.profile.name == ""
     again = curator.get("/api/v1/export/?model=inceptionv1").json()
-    wipe()
-    staff = User.objects.create_user("curator3", is_staff=True)
-    assert client_for(staff).post("/api/v1/import/", again, format="json").status_code == 200
+    curator = elsewhere(client_for, "curator3")
+    assert curator.post("/api/v1/import/", again, format="json").status_code == 200
 
 
 def test_a_review_replaced_there_since_it_was_imported_here_is_replaced_here_too(

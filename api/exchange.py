@@ -47,7 +47,7 @@ from annotations.services import ClaimError
 from api.fields import Flag, Slug, Text, Whole
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
-from neurons.validation import CONTROL_RE, visible
+from neurons.validation import CONTROL_RE, bidi_closed, visible
 from people.models import Profile
 from people.services import profile_update
 
@@ -465,11 +465,12 @@ class _People:
 
 
 def _without_control_characters(data: Any) -> Any:
-    """The document with control characters (but tab and newlines) dropped from its text:
-    claims stored before they were refused may hold some (a form feed pasted from a PDF).
-    What is stored from now on holds none, and a document exported here always imports."""
+    """The document with control characters (but tab and newlines) dropped from its text,
+    and the bidi embeddings and isolates it leaves open closed: claims stored before they
+    were refused may hold some (a form feed pasted from a PDF). What is stored from now on
+    holds none, and a document exported here always imports."""
     if isinstance(data, str):
-        return CONTROL_RE.sub("", data)
+        return bidi_closed(CONTROL_RE.sub("", data))
     if isinstance(data, list):
         return [_without_control_characters(item) for item in data]
     if isinstance(data, Mapping):

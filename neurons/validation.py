@@ -7,13 +7,18 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 
+# Unicode's 66 non-characters, "not for interchange": U+FDD0-U+FDEF and the last two code
+# points of each of the 17 planes (U+FFFE, U+FFFF, U+1FFFE, ... U+10FFFF).
+NONCHARACTERS = "\ufdd0-\ufdef" + "".join(
+    chr(plane << 16 | last) for plane in range(17) for last in (0xFFFE, 0xFFFF)
+)
 # Control characters (C0 but tab and newlines, DEL, C1), lone surrogates (JSON's "\ud800",
-# which no database stores) and the non-characters U+FFFE and U+FFFF: nothing a person
-# types, and XML (the feeds, an export read by another tool) cannot carry them. Also the bidi
-# overrides U+202D and U+202E, which reverse how the text after them reads on every page
-# that shows it; the embeddings and marks that right-to-left text carries stay allowed.
+# which no database stores) and the non-characters: nothing a person types. XML (the feeds,
+# an export read by another tool) cannot carry C0, surrogates, U+FFFE or U+FFFF at all. Also
+# the bidi overrides U+202D and U+202E, which reverse how the text after them reads on every
+# page that shows it; the embeddings and marks that right-to-left text carries stay allowed.
 CONTROL_RE = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202d\u202e\ud800-\udfff\ufffe\uffff]"
+    f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202d\u202e\ud800-\udfff{NONCHARACTERS}]"
 )
 
 # No id, page or revision has more digits, and int() would read " 1", "1_0" and "²" (and
@@ -21,10 +26,41 @@ CONTROL_RE = re.compile(
 DIGITS_RE = re.compile(r"[0-9]{1,18}")
 
 
+# The bidi embeddings (U+202A, U+202B) and isolates (U+2066-U+2068), each with what closes it.
+BIDI_CLOSERS = {"\u202a": "\u202c", "\u202b": "\u202c"} | dict.fromkeys(
+    "\u2066\u2067\u2068", "\u2069"
+)
+
+
+def bidi_left_open(value: str) -> list[str]:
+    """The bidi embeddings and isolates that ``value`` opens and never closes, outermost
+    first. On a page, one left open would reorder the text that follows it (the author's
+    name, the next claim). A closing isolate (U+2069) also closes the embeddings within it."""
+    opened: list[str] = []
+    for char in value:
+        if char in BIDI_CLOSERS:
+            opened.append(char)
+        elif char == "\u202c" and opened and opened[-1] in "\u202a\u202b":
+            opened.pop()
+        elif char == "\u2069" and any(c in "\u2066\u2067\u2068" for c in opened):
+            while opened.pop() not in "\u2066\u2067\u2068":
+                pass
+    return opened
+
+
+def bidi_closed(value: str) -> str:
+    """``value`` with what it leaves open closed at its end (text stored before the check)."""
+    return value + "".join(BIDI_CLOSERS[c] for c in reversed(bidi_left_open(value)))
+
+
 def control_character(value: str) -> str | None:
-    """The first control character of ``value``, written as an escape, or None."""
-    found = CONTROL_RE.search(value)
-    return None if found is None else repr(found.group())[1:-1]
+    """The first control character of ``value``, or the first bidi embedding or isolate it
+    leaves open, written as an escape; else None."""
+    if (found := CONTROL_RE.search(value)) is not None:
+        return repr(found.group())[1:-1]
+    if opened := bidi_left_open(value):
+        return f"{repr(opened[0])[1:-1]} left open"
+    return None
 
 
 def refuse_control_characters(value: str) -> None:

@@ -10,6 +10,7 @@ from neurons import selectors
 from neurons.labels import labels_of
 from neurons.references import BadReference, resolve
 from neurons.validation import whole_number
+from render.params import OBJECTIVES
 
 TILES_PER_PAGE = 256
 
@@ -39,6 +40,10 @@ def neuron_detail(request: HttpRequest, model: str, layer: str, index: int) -> H
     neuron = selectors.neuron_lookup(model=model, layer=layer, index=index)
     if neuron.layer.name != layer or request.path != neuron.get_absolute_url():  # "01", aliases
         return redirect(neuron, permanent=True)
+    objective = request.GET.get("objective")
+    if objective is not None and objective not in OBJECTIVES:  # the tabs' links send one
+        message = f"objective: {objective[:40]!r} is not one of {', '.join(OBJECTIVES)}"
+        return render(request, "400.html", {"message": message}, status=400)
     found_layer = neuron.layer
     context = {
         "model": found_layer.model,

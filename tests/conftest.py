@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from pytest_django.plugin import blocking_manager_key
 from rest_framework.test import APIClient
 
@@ -47,11 +47,24 @@ def _catalog_register() -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """The two organisms' catalogs (17,000 rows), registered once for the session: each
-    test sees them in its transaction, as if it had registered them itself."""
+    test sees them in its transaction, as if it had registered them itself.
+
+    At the end, every connection still open to the test database is closed first: a thread
+    or a killed worker's connection that lingers would make PostgreSQL's DROP DATABASE wait
+    5 s and then fail, leaving the database behind."""
     with django_db_blocker.unblock():
         _catalog_register()
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+        connections.close_all()
 
 
 @pytest.fixture

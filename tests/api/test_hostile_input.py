@@ -185,12 +185,15 @@ def test_an_import_naming_an_instance_or_a_person_no_url_can_carry_is_refused(
     again = curator.get("/api/v1/export/?model=inceptionv1").json()
     again["source"] = "lab-a"
     again["claims"][0]["revisions"][0]["argument"] += "\x0c"
+    again["claims"][1]["revisions"][0]["label"] += " \u2067\u05db\u202b"  # left open
     Claim.objects.update(current_revision=None)
     for model in (Review, Comment, ClaimTerm, ClaimRevision, Claim):
         model.objects.all().delete()
     report = curator.post("/api/v1/import/", again, format="json").json()
     assert report["claims_created"] == 2, report
     assert not Claim.objects.filter(revisions__argument__contains="\x0c").exists()
+    closed = ClaimRevision.objects.get(label__contains="\u2067").label
+    assert closed.endswith(" \u2067\u05db\u202b\u202c\u2069")  # closed, innermost first
 
 
 def test_a_token_name_with_control_characters_is_refused(alice: User) -> None:
@@ -308,10 +311,17 @@ def test_text_the_feed_cannot_carry_or_that_reverses_the_page_is_refused(
 ) -> None:
     as_alice = client_for(alice)
     post = {"target": "inceptionv1/4c:1", "kind": "feature", "argument": "c"}
-    for label in ("\uffff\ufffe", "a\u202edog", "\u200b", " \u2060 ", "a\x85b"):
+    odd = ("\uffff\ufffe", "a\ufdd0b", "x\U0010ffff", "a\u202edog", "\u200b", " \u2060 ", "a\x85b")
+    for label in odd:
         response = as_alice.post("/api/v1/claims/", post | {"label": label}, format="json")
         assert response.status_code == 400, repr(label)
         assert "label" in response.json()["error"]["fields"]
+    # An embedding or an isolate left open would reorder the author's name after it, and
+    # what follows on every list.
+    for label in ("cars \u2067\u05db", "\u202bcars", "\u2066a\u202bb\u2069 \u202ac"):
+        response = as_alice.post("/api/v1/claims/", post | {"label": label}, format="json")
+        assert response.status_code == 400, repr(label)
+        assert "left open" in response.json()["error"]["fields"]["label"][0], response.json()
     # A lone surrogate, as JSON escapes it: no database stores one.
     lone = '{"target": "inceptionv1/4c:1", "kind": "feature", "argument": "c", "label": "a\\ud800"}'
     response = as_alice.post("/api/v1/claims/", lone, content_type="application/json")
@@ -324,6 +334,8 @@ def test_text_the_feed_cannot_carry_or_that_reverses_the_page_is_refused(
     rtl = "\u202b\u05db\u05dc\u05d1\u202c \u2067x\u2069"  # an embedding, and an isolate
     fine = as_alice.post("/api/v1/claims/", post | {"label": rtl})
     assert fine.status_code == 201, fine.content  # Hebrew, and an isolate, are text
+    emoji = as_alice.post("/api/v1/claims/", post | {"label": "\U0001f469\u200d\U0001f52c cars"})
+    assert emoji.status_code == 201, emoji.content  # a zero-width joiner makes one emoji
     # Stored before the check: the feed leaves out what XML cannot carry, and parses.
     claim.current_revision.label = "cars\uffff\ufffe"
     claim.current_revision.save(update_fields=["label"])

@@ -268,10 +268,9 @@ def test_a_neuron_page_has_a_tab_per_objective_and_asks_for_a_missing_one(
     assert 'id="panel-channel" aria-labelledby="tab-channel" hidden>' in chosen
     assert f'src="{featurevis.urls[0]}"' in chosen
     odd = member.get(neuron.get_absolute_url(), {"objective": "<b>"})
-    assert (
-        odd.status_code == 200
-        and b'id="panel-channel" aria-labelledby="tab-channel">' in odd.content
-    )
+    assert odd.status_code == 400
+    assert b"objective: &#x27;&lt;b&gt;&#x27; is not one of channel, neuron" in odd.content
+    assert b"<b>" not in odd.content
 
     url = f"{neuron.get_absolute_url()}render/"
     with django_capture_on_commit_callbacks():

@@ -47,7 +47,7 @@ def test_tabs_switch_objectives_and_a_requester_cancels_a_job(
     page.click("#panel-neuron button[type=submit]")  # render the missing objective
     page.wait_for_url(f"{base}{path}?objective=neuron")
     job = RenderJob.objects.get(kind=ArtifactKind.FEATUREVIS_NEURON)
-    assert page.is_visible(f"#render-jobs [data-status-url='/jobs/{job.pk}/status/']")
+    assert page.is_visible(f"#render-jobs [data-job-id='{job.pk}']")
 
     page.goto(f"{base}/jobs/")
     assert page.inner_text(f"#job-{job.pk} td >> nth=3") == "ada"

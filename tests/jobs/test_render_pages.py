@@ -114,7 +114,7 @@ def test_the_button_queues_what_is_missing_once_and_shows_the_jobs_status(
     assert RenderJob.objects.count() == 6
 
     page = member.get(neuron.get_absolute_url()).content.decode()
-    assert f'data-status-url="/jobs/{featurevis.pk}/status/"' in page
+    assert f'data-job-id="{featurevis.pk}"' in page  # followed by the page's poll
     assert "Render what is missing" not in page  # jobs are on their way
     status = member.get(f"/jobs/{featurevis.pk}/status/").json()
     assert status["status"] == "queued" and status["target"] == "mobilenet_v2/features_16:5"

@@ -77,13 +77,19 @@ def list_delete(*, neuron_list: NeuronList, editor: User) -> None:
 
 @transaction.atomic
 def entry_add(
-    *, neuron_list: NeuronList, editor: User, neuron: Neuron, note: str = ""
+    *, neuron_list: NeuronList, editor: User, neuron: Neuron, note: str | None = None
 ) -> ListEntry:
-    """Add a neuron (or, already there, change its note)."""
+    """Add a neuron (or, already there, change its note). No note (``None``) keeps the
+    note of a neuron already there."""
     _owner_only(neuron_list, editor)
-    entry, _ = ListEntry.objects.update_or_create(
-        neuron_list=neuron_list, neuron=neuron, defaults={"note": _text("note", note, NOTE_MAX)}
-    )
+    if note is None:
+        entry, _ = ListEntry.objects.get_or_create(neuron_list=neuron_list, neuron=neuron)
+    else:
+        entry, _ = ListEntry.objects.update_or_create(
+            neuron_list=neuron_list,
+            neuron=neuron,
+            defaults={"note": _text("note", note, NOTE_MAX)},
+        )
     neuron_list.save(update_fields=["updated"])
     return entry
 

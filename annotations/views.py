@@ -14,7 +14,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from annotations import lists, selectors, services
 from annotations.filters import ClaimFilter
@@ -87,7 +87,7 @@ def _forbidden_or_400(error: ClaimError) -> None:
 # Lists ---------------------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 def claim_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
     found = ClaimFilter(params, queryset=selectors.claim_list(viewer=request.user))
@@ -178,7 +178,7 @@ def _claim_page(
     return render(request, "annotations/claim_detail.html", context, status=status)
 
 
-@require_GET
+@require_safe
 def claim_detail(request: HttpRequest, pk: int) -> HttpResponse:
     claim = selectors.claim_get(pk=pk, viewer=request.user)
     asked = request.GET.get("revision")  # whose evidence the page shows
@@ -320,7 +320,7 @@ def claim_create(request: HttpRequest) -> HttpResponse:
                     kind=data["kind"],
                     label=data["label"],
                     argument=data["argument"],
-                    expression=data["expression"] if data["kind"] == Kind.CIRCUIT else "",
+                    expression=_expression_sent(data["kind"], data["expression"]),
                 )
             except ClaimError as error:
                 _forbidden_or_400(error)
@@ -336,6 +336,14 @@ def claim_create(request: HttpRequest) -> HttpResponse:
         status = 200
     context = {"form": form, "target": target}
     return render(request, "annotations/claim_form.html", context, status=status)
+
+
+def _expression_sent(kind: str, expression: str) -> str:
+    """The form's expression; for a feature claim, none if it is only the form's start
+    (``4c:447 =``, sent by a page without script), and any with terms is refused."""
+    if kind != Kind.CIRCUIT and not expression.partition("=")[2].strip():
+        return ""
+    return expression
 
 
 def _edit_form(claim: Claim, *args: object, **kwargs: object) -> ClaimEditForm:
@@ -386,7 +394,7 @@ def claim_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "annotations/claim_form.html", context, status=status)
 
 
-@require_GET
+@require_safe
 def expression_preview(request: HttpRequest) -> JsonResponse:
     """The parsed expression, for the live preview: its terms, or the error and its column.
 
@@ -461,7 +469,7 @@ def _has_layer(model: str, text: str) -> bool:
     return True
 
 
-@require_GET
+@require_safe
 def search(request: HttpRequest) -> HttpResponse:
     """The header's box. A neuron reference in any form goes to the neuron (``f10:3`` on a
     page of a model is that model's; without one, each model where it names a neuron);
@@ -499,7 +507,7 @@ def _list_page(
     return render(request, "annotations/list_detail.html", context, status=400 if errors else 200)
 
 
-@require_GET
+@require_safe
 def list_index(request: HttpRequest) -> HttpResponse:
     context = {"mine": lists.lists_of(owner=request.user), "recent": lists.lists_recent()}
     return render(request, "annotations/list_index.html", context)
@@ -522,7 +530,7 @@ def list_new(request: HttpRequest) -> HttpResponse:
                     neuron_list=created,
                     editor=request.user,
                     neuron=neuron,
-                    note=request.POST.get("note", ""),
+                    note=request.POST.get("note") or None,
                 )
     except ValidationError as exc:
         context = {
@@ -551,7 +559,7 @@ def _entry_added(request: HttpRequest, neuron_list: NeuronList, neuron: Neuron) 
     return redirect(neuron_list)
 
 
-@require_GET
+@require_safe
 def list_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _list_page(request, lists.list_get(pk=pk))
 
@@ -570,11 +578,11 @@ def list_add(request: HttpRequest, pk: int) -> HttpResponse:
     neuron_list = _owned(request, pk)
     try:
         neuron = _neuron_given(request.POST.get("neuron", ""))
-        lists.entry_add(
+        lists.entry_add(  # the form's empty note keeps the note of a neuron already there
             neuron_list=neuron_list,
             editor=request.user,
             neuron=neuron,
-            note=request.POST.get("note", ""),
+            note=request.POST.get("note") or None,
         )
     except ValidationError as exc:
         return _list_page(request, neuron_list, exc.message_dict)
@@ -607,7 +615,9 @@ def list_remove(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def list_edit(request: HttpRequest, pk: int) -> HttpResponse:
     neuron_list = _owned(request, pk)
-    if request.POST.get("delete"):
+    if "delete" in request.POST:
+        if request.POST["delete"] != "1":
+            return _list_page(request, neuron_list, {"delete": ["send 1 to delete the list"]})
         lists.list_delete(neuron_list=neuron_list, editor=request.user)
         messages.info(request, f"Deleted the list “{neuron_list.title}”.")
         return redirect("annotations:lists")
@@ -615,8 +625,8 @@ def list_edit(request: HttpRequest, pk: int) -> HttpResponse:
         lists.list_edit(
             neuron_list=neuron_list,
             editor=request.user,
-            title=request.POST.get("title", ""),
-            description=request.POST.get("description", ""),
+            title=request.POST.get("title"),  # a field left out is left as it is
+            description=request.POST.get("description"),
         )
     except ValidationError as exc:
         return _list_page(request, neuron_list, exc.message_dict)

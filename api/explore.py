@@ -8,14 +8,13 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api.catalog import _neuron_api_path
 from api.fields import Input, Slug, Text
-from api.parsers import JSONParser
+from api.parsers import FormParser, JSONParser, MultiPartParser
 from jobs.explore import exploration_get, exploration_request, upload_delete
 from jobs.models import Exploration
 from jobs.selectors import exploration_page

@@ -21,7 +21,12 @@ from neurons.references import BadReference, resolve
 
 class EntrySerializer(Input):
     neuron = Text(help_text="inceptionv1/4c:447")
-    note = Text(allow_blank=True, max_length=2000, required=False, default="")
+    note = Text(
+        allow_blank=True,
+        max_length=2000,
+        required=False,
+        help_text="left out: a neuron already in the list keeps its note",
+    )
     api_url = Text(read_only=True, help_text="the neuron's")
     added = serializers.DateTimeField(read_only=True)
 
@@ -127,7 +132,7 @@ class ListEntriesApi(generics.GenericAPIView):
         data = EntrySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         neuron = _neuron(data.validated_data["neuron"])
-        note = data.validated_data["note"]
+        note = data.validated_data.get("note")
         lists.entry_add(neuron_list=neuron_list, editor=request.user, neuron=neuron, note=note)
         return Response(_body(request, lists.list_get(pk=pk)), status=status.HTTP_201_CREATED)
 

@@ -1,4 +1,6 @@
-"""The API's JSON parser: DRF's, with two more kinds of body refused as a parse error (a 400,
+"""The API's parsers. Its form and multipart parsers are DRF's, refusing a field that is not
+UTF-8 (which Django reads as U+FFFD) with a 400 naming it. Its JSON parser is DRF's, with
+more kinds of body refused as a parse error (a 400,
 like any other malformed JSON) instead of reaching a view:
 
 - a body nested too deeply for Python's decoder (``[`` 100,000 times), a RecursionError;
@@ -16,9 +18,13 @@ import re
 from collections.abc import Mapping
 from typing import IO, Any
 
+from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
 from rest_framework import parsers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.utils import json
+
+from neurons.validation import NOT_UTF8, undecodable_field
 
 SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 
@@ -62,3 +68,37 @@ class JSONParser(parsers.JSONParser):
         if _lone_surrogate(data):
             raise ParseError("JSON parse error - a lone surrogate (\\ud800-\\udfff) is no text")
         return data
+
+
+def _refuse_undecodable(data: QueryDict, files: MultiValueDict | None = None) -> None:
+    names = [(name, [upload.name or ""]) for name, upload in (files or {}).items()]
+    if (where := undecodable_field([*data.lists(), *names])) is not None:
+        raise ValidationError({where: [NOT_UTF8]})  # a 400 naming the field
+
+
+class FormParser(parsers.FormParser):
+    """DRF's, refusing a field that is not UTF-8 (which Django reads as U+FFFD)."""
+
+    def parse(
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> QueryDict:
+        data = super().parse(stream, media_type, parser_context)
+        _refuse_undecodable(data)
+        return data
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """DRF's, refusing a field or a file name that is not UTF-8."""
+
+    def parse(
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> parsers.DataAndFiles:
+        parsed = super().parse(stream, media_type, parser_context)
+        _refuse_undecodable(parsed.data, parsed.files)
+        return parsed

@@ -9,7 +9,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from jobs import selectors
 from jobs.explore import corpus_images, exploration_get, exploration_request, upload_delete
@@ -49,7 +49,7 @@ def neuron_render(request: HttpRequest, model: str, layer: str, index: int) -> H
     return redirect(neuron)
 
 
-@require_GET
+@require_safe
 def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
     """A job's status as JSON, for the pages' poll and for scripts."""
     return JsonResponse(selectors.render_job_get(job_id=job_id, viewer=request.user).as_status())
@@ -59,7 +59,7 @@ JOBS_PAGE = 100
 STATUSES_MAX = 100  # jobs in one status request: a page of /jobs/
 
 
-@require_GET
+@require_safe
 def job_statuses(request: HttpRequest) -> JsonResponse:
     """The status of many jobs at once (``?id=3&id=5``), for the pages' poll: one request
     every few seconds, however many jobs a page follows. Unknown ids are left out."""
@@ -74,7 +74,7 @@ def job_statuses(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"jobs": [job.as_status() for job in jobs]})
 
 
-@require_GET
+@require_safe
 def job_list(request: HttpRequest) -> HttpResponse:
     jobs = selectors.render_job_list(viewer=request.user)
     page = Paginator(jobs, JOBS_PAGE).get_page(whole_number(request.GET.get("page")))
@@ -132,7 +132,7 @@ def explore(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def exploration(request: HttpRequest, pk: int) -> HttpResponse:
     found = exploration_get(pk=pk, viewer=request.user)
     return render(request, "jobs/exploration.html", exploration_page(found))

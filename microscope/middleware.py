@@ -10,35 +10,58 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from api.errors import API_PREFIX, error_body, too_large
-from neurons.validation import whole_number
+from neurons.validation import NOT_UTF8, undecodable_field, whole_number
+
+
+def _bad_text(request: HttpRequest, where: str, message: str) -> HttpResponse:
+    message = f"{where}: {message}"
+    if request.path.startswith(API_PREFIX):
+        body = error_body(status=400, code="invalid", message=message, fields={where: [message]})
+        return JsonResponse(body, status=400)
+    return HttpResponseBadRequest(
+        f"<!doctype html><title>Bad request</title><p>{escape(message)}</p>"
+    )
 
 
 def reject_nul_bytes(
     get_response: Callable[[HttpRequest], HttpResponse],
 ) -> Callable[[HttpRequest], HttpResponse]:
-    """A NUL byte in the path or a query parameter is a 400 naming it, for every page and
-    endpoint at once: no view, form or database ever sees one (PostgreSQL refuses them)."""
+    """A NUL byte in the path or a query parameter, or a query parameter that is not UTF-8,
+    is a 400 naming it, for every page and endpoint at once: no view, form or database ever
+    sees one (PostgreSQL refuses NUL bytes; Django reads bad UTF-8 as U+FFFD)."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        where = None
         if "\x00" in request.path:
-            where = "path"
-        else:
-            for key, values in request.GET.lists():
-                if "\x00" in key or any("\x00" in value for value in values):
-                    where = key.replace("\x00", "\\x00")
-                    break
-        if where is None:
-            return get_response(request)
-        message = f"{where}: NUL bytes (%00) are not allowed"
-        if request.path.startswith(API_PREFIX):
-            body = error_body(
-                status=400, code="invalid", message=message, fields={where: [message]}
-            )
-            return JsonResponse(body, status=400)
-        return HttpResponseBadRequest(
-            f"<!doctype html><title>Bad request</title><p>{escape(message)}</p>"
-        )
+            return _bad_text(request, "path", "NUL bytes (%00) are not allowed")
+        for key, values in request.GET.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                where = key.replace("\x00", "\\x00")
+                return _bad_text(request, where, "NUL bytes (%00) are not allowed")
+        if (where := undecodable_field(request.GET.lists())) is not None:
+            return _bad_text(request, where, NOT_UTF8)
+        return get_response(request)
+
+    return middleware
+
+
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def reject_undecodable_forms(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
+    """A page's form field (or an uploaded file's name) that is not UTF-8 is a 400 naming
+    it. After ``body_limit``, so an oversized body is refused unread. The API's form bodies
+    are read by DRF's parsers, which refuse the same (``api.parsers``)."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.content_type in FORMS:
+            if not request.path.startswith(API_PREFIX):
+                names = [(name, [upload.name or ""]) for name, upload in request.FILES.items()]
+                where = undecodable_field([*request.POST.lists(), *names])
+                if where is not None:
+                    return _bad_text(request, where, NOT_UTF8)
+        return get_response(request)
 
     return middleware
 

@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "microscope.middleware.reject_nul_bytes",
     "microscope.middleware.body_limit",
+    "microscope.middleware.reject_undecodable_forms",
     # Static files without DEBUG, from the apps' folders (no collectstatic needed; run it in
     # production for compressed, cacheable files).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -178,8 +179,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "api.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "api.parsers.FormParser",
+        "api.parsers.MultiPartParser",
     ],
     "DEFAULT_METADATA_CLASS": "api.metadata.EndpointMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from annotations import activity
 from jobs.atlas import coverage
 from neurons.selectors import model_list
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     models = []
     for model in model_list():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 
@@ -78,6 +79,20 @@ def refuse_invisible(value: str) -> None:
     """A form field's validator: text that shows nothing (a zero-width space) is no text."""
     if value and not visible(value):
         raise ValidationError("shows nothing: it holds only invisible characters")
+
+
+REPLACEMENT = "\ufffd"  # what Django decodes a form's or query's invalid UTF-8 bytes to
+NOT_UTF8 = "not UTF-8 text (a byte such as %FF, or an invalid sequence of them)"
+
+
+def undecodable_field(fields: Iterable[tuple[str, Iterable[str]]]) -> str | None:
+    """The first field (name, values) that was not UTF-8 text: Django's parsers replace such
+    bytes (``%FF``, a surrogate's ``%ED%A0%80``, an overlong ``%C0%80``) with U+FFFD, which
+    is then refused, not stored in place of what the sender meant."""
+    for name, values in fields:
+        if REPLACEMENT in name or any(REPLACEMENT in value for value in values):
+            return name.replace(REPLACEMENT, "?")
+    return None
 
 
 def whole_number(text: str | None) -> int | None:

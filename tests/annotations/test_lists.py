@@ -72,6 +72,36 @@ def test_a_researcher_keeps_a_list_from_neuron_pages_and_shares_its_link(
     assert not NeuronList.objects.exists() and not ListEntry.objects.exists()
 
 
+def test_an_edit_changes_only_what_it_sends_and_only_delete_1_deletes(
+    inceptionv1: Model, alice: User, client_for: Callable
+) -> None:
+    page = signed_in(alice)
+    page.post("/lists/new/", {"title": "cars", "description": "parts of cars"})
+    cars = NeuronList.objects.get()
+    page.post(f"/lists/{cars.pk}/add/", {"neuron": "inceptionv1/4b:373", "note": "wheel"})
+
+    page.post(f"/lists/{cars.pk}/edit/", {"title": "car parts"})  # no description sent
+    cars.refresh_from_db()
+    assert (cars.title, cars.description) == ("car parts", "parts of cars")
+    page.post(f"/lists/{cars.pk}/edit/", {"description": ""})  # sent empty: cleared
+    cars.refresh_from_db()
+    assert (cars.title, cars.description) == ("car parts", "")
+
+    for value in ("0", "false", "", "yes"):
+        refused = page.post(f"/lists/{cars.pk}/edit/", {"delete": value})
+        assert refused.status_code == 400 and b"delete: send 1" in refused.content, value
+    assert NeuronList.objects.filter(pk=cars.pk).exists()
+
+    # Adding a neuron already there, with no note, keeps its note (web and API alike).
+    page.post("/lists/add/", {"list": cars.pk, "neuron": "inceptionv1/4b:373", "note": ""})
+    page.post(f"/lists/{cars.pk}/add/", {"neuron": "inceptionv1/4b:373"})
+    api = client_for(alice)
+    api.post(f"/api/v1/lists/{cars.pk}/entries/", {"neuron": "inceptionv1/4b:373"})
+    assert cars.entries.get().note == "wheel"
+    api.post(f"/api/v1/lists/{cars.pk}/entries/", {"neuron": "inceptionv1/4b:373", "note": ""})
+    assert cars.entries.get().note == ""  # the API clears a note it is sent empty
+
+
 def test_lists_over_the_api(
     inceptionv1: Model, alice: User, bob: User, api: APIClient, client_for: Callable
 ) -> None:

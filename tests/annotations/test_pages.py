@@ -372,7 +372,15 @@ def test_feature_visualizations_are_the_thumbnails_of_expressions_and_references
     assert [term["thumbnail"] for term in preview["terms"]] == [thumbnail, None]
 
 
-def test_a_feature_claim_ignores_the_expression_box(author: User, target: Neuron) -> None:
+def test_a_feature_claim_ignores_the_expression_box_s_start_but_refuses_terms(
+    author: User, target: Neuron
+) -> None:
+    refused = client_for(author).post(
+        "/claims/new/",
+        CIRCUIT | {"kind": "feature", "expression": "4c:447 = 4b:373", "label": "car detector"},
+    )
+    assert refused.status_code == 400 and b"a feature claim has no expression" in refused.content
+    assert not Claim.objects.exists()
     response = client_for(author).post(
         "/claims/new/",
         CIRCUIT | {"kind": "feature", "expression": "4c:447 = ", "label": "car detector"},

@@ -100,3 +100,32 @@ def test_a_page_asks_no_other_host_for_anything_and_only_our_links_look_like_our
     html = markdown_render(text)
     for bad in forbidden:
         assert bad not in html, html
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("[" * 20_000, "[" * 20_000),  # python-markdown took 62 s on this; markdown-it, 0.3
+        ("![" * 10_000, "![" * 10_000),
+        ("[" * 10_000 + "]" * 10_000, "[" * 10_000 + "]" * 10_000),
+        ("[x](" * 5_000, "[x](" * 5_000),
+        ("<a " * 6_600, "&lt;a " * 6_599),
+        (">" * 20_000 + "deep\n\nafter", "after"),  # too deep: shown as text, not dropped
+        ("> " * 19 + "deep\n\nafter", "after"),
+        ("\n".join("    " * depth + "- x" for depth in range(200)), "- x"),
+    ],
+)
+def test_texts_built_to_be_slow_render_as_text(text: str, shown: str) -> None:
+    """Texts as long as an argument may be (20,000 characters) render in one pass, as text:
+    no run of brackets or nesting can stall a page (python-markdown's quadratic cases)."""
+    assert shown in markdown_render(text)
+
+
+def test_tables_and_strikethrough_keep_their_alignment_and_nothing_else() -> None:
+    html = markdown_render(
+        "| a | b |\n|:-|-:|\n| 1 | 2 |\n\n~~gone~~\n\n"
+        '<td style="text-align:left;background:url(x)">x</td>'
+    )
+    assert '<th style="text-align:left">a</th>' in html
+    assert '<td style="text-align:right">2</td>' in html
+    assert "<s>gone</s>" in html and "background" not in html

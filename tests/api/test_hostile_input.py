@@ -30,7 +30,7 @@ from neurons.references import BadReference, parse, resolve
 from people.models import Profile
 
 NINES = "9" * 5000  # past the 4,300 digits Python's int() reads from a string
-DEEP_LIST = "- " * 3000 + "x"  # deeper than python-markdown's recursion goes
+DEEP_LIST = "- " * 3000 + "x"  # deeper than the Markdown parser nests
 EXPRESSION = "4c:447 = 4b:373 + 4b:237"
 
 
@@ -562,3 +562,47 @@ def test_the_render_command_and_jobs_keep_the_api_s_bounds(mobilenet: Model) -> 
         with pytest.raises(CommandError, match=message):
             call_command("render", "mobilenet_v2", "f2", *args, stdout=io.StringIO())
     assert not RenderJob.objects.exists()
+
+
+@pytest.mark.parametrize("bad", ["%FF%FE", "%ED%A0%80", "%C0%80", "ok%E2%82"])
+def test_text_that_is_not_utf8_is_a_400_naming_its_field_on_pages_and_the_api(
+    claim: Claim, alice: User, bad: str, client_for: Callable
+) -> None:
+    """Django reads bytes that are not UTF-8 as U+FFFD; they are refused, never stored."""
+    browser = Client()
+    browser.force_login(alice)
+    form = "application/x-www-form-urlencoded"
+    comment = browser.post(f"/claims/{claim.pk}/comment/", f"body={bad}", content_type=form)
+    assert comment.status_code == 400 and b"body: not UTF-8" in comment.content
+    boundary = "b0undary"
+    multipart = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\n'.encode()
+        + bytes.fromhex(bad.replace("%", "").removeprefix("ok"))
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    listed = browser.post(
+        "/lists/new/", multipart, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+    assert listed.status_code == 400 and b"title: not UTF-8" in listed.content
+    searched = browser.get(f"/search/?q={bad}")
+    assert searched.status_code == 400 and b"q: not UTF-8" in searched.content
+
+    api = client_for(alice)
+    made = api.post("/api/v1/lists/", f"title={bad}", content_type=form)
+    assert made.status_code == 400 and "title" in made.json()["error"]["fields"], made.content
+    made = api.post(
+        "/api/v1/lists/", multipart, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+    assert made.status_code == 400 and "title" in made.json()["error"]["fields"], made.content
+    queried = api.get(f"/api/v1/claims/?q={bad}")
+    assert queried.status_code == 400 and "q" in queried.json()["error"]["fields"]
+    assert not Comment.objects.exists() and not NeuronList.objects.exists()
+    fine = browser.post(f"/claims/{claim.pk}/comment/", "body=%E2%82%AC+ok", content_type=form)
+    assert fine.status_code == 302 and Comment.objects.get().body == "€ ok"
+
+
+def test_pages_answer_head_as_they_answer_get(claim: Claim) -> None:
+    for path in ("/", "/claims/", f"/claims/{claim.pk}/", "/search/?q=car", "/lists/", "/jobs/"):
+        head, get = Client().head(path), Client().get(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b"" and head["Content-Type"] == get["Content-Type"], path

@@ -56,6 +56,7 @@
       var chosen = form.querySelector("[name=kind]:checked");
       var circuit = !chosen || chosen.value === "circuit";
       if (row) row.hidden = !circuit;
+      input.disabled = !circuit;  // a feature claim sends no expression
       out.hidden = !circuit;
     }
     form.querySelectorAll("[name=kind]").forEach(function (radio) { radio.addEventListener("change", syncKind); });

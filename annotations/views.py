@@ -42,7 +42,7 @@ from neurons.references import (
     resolve,
     resolve_anywhere,
 )
-from neurons.validation import whole_number
+from neurons.validation import page_of, whole_number
 
 PAGE_SIZE = 50
 
@@ -93,7 +93,10 @@ def claim_list(request: HttpRequest) -> HttpResponse:
     found = ClaimFilter(params, queryset=selectors.claim_list(viewer=request.user))
     problems = [] if found.is_valid() else [m for ms in found.problems.values() for m in ms]
     claims = found.qs if not problems else Claim.objects.none()
-    page = Paginator(claims, PAGE_SIZE).get_page(whole_number(params.get("page")))
+    try:
+        page = page_of(Paginator(claims, PAGE_SIZE), params.get("page"))
+    except ValueError as exc:
+        return _bad_request(request, str(exc))
     query = params.copy()
     query.pop("page", None)
     context = {
@@ -474,8 +477,19 @@ def search(request: HttpRequest) -> HttpResponse:
     """The header's box. A neuron reference in any form goes to the neuron (``f10:3`` on a
     page of a model is that model's; without one, each model where it names a neuron);
     anything else searches claims' labels and arguments, results grouped by neuron."""
-    text = request.GET.get("q", "").strip()[:SEARCH_MAX]
-    model = request.GET.get("model", "").strip()[:100] or None
+    text = request.GET.get("q", "").strip()
+    model = request.GET.get("model", "").strip() or None
+    refused = ""
+    if len(text) > SEARCH_MAX:
+        refused = f"q: at most {SEARCH_MAX} characters ({len(text)} given)"
+    elif model is not None:
+        try:
+            find_model(model)
+        except BadReference as exc:
+            refused = f"model: {exc}"
+    if refused:
+        context = {"q": text[:SEARCH_MAX], "error": refused, "candidates": [], "hits": []}
+        return render(request, "annotations/search.html", context, status=400)
     candidates, error = _named(text, model) if REF_RE.fullmatch(text) else ([], "")
     if len(candidates) == 1:
         return redirect(candidates[0])

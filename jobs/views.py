@@ -19,7 +19,7 @@ from jobs.planning import FEATUREVIS_KINDS, render_request_neuron
 from jobs.selectors import exploration_page
 from jobs.uploads import upload_read
 from neurons import selectors as catalog
-from neurons.validation import whole_number
+from neurons.validation import page_of, repeatable, whole_number
 
 
 @login_required
@@ -60,6 +60,7 @@ STATUSES_MAX = 100  # jobs in one status request: a page of /jobs/
 
 
 @require_safe
+@repeatable("id")
 def job_statuses(request: HttpRequest) -> JsonResponse:
     """The status of many jobs at once (``?id=3&id=5``), for the pages' poll: one request
     every few seconds, however many jobs a page follows. Unknown ids are left out."""
@@ -77,7 +78,10 @@ def job_statuses(request: HttpRequest) -> JsonResponse:
 @require_safe
 def job_list(request: HttpRequest) -> HttpResponse:
     jobs = selectors.render_job_list(viewer=request.user)
-    page = Paginator(jobs, JOBS_PAGE).get_page(whole_number(request.GET.get("page")))
+    try:
+        page = page_of(Paginator(jobs, JOBS_PAGE), request.GET.get("page"))
+    except ValueError as exc:
+        return render(request, "400.html", {"message": str(exc)}, status=400)
     for job in page:
         job.cancellable = job.cancellable_by(request.user)
     return render(request, "jobs/job_list.html", {"page": page})

@@ -10,7 +10,13 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from api.errors import API_PREFIX, error_body, too_large
-from neurons.validation import NOT_UTF8, undecodable_field, whole_number
+from neurons.validation import (
+    NOT_UTF8,
+    control_character,
+    repeated_allowed,
+    undecodable_field,
+    whole_number,
+)
 
 
 def _bad_text(request: HttpRequest, where: str, message: str) -> HttpResponse:
@@ -23,25 +29,44 @@ def _bad_text(request: HttpRequest, where: str, message: str) -> HttpResponse:
     )
 
 
-def reject_nul_bytes(
-    get_response: Callable[[HttpRequest], HttpResponse],
-) -> Callable[[HttpRequest], HttpResponse]:
-    """A NUL byte in the path or a query parameter, or a query parameter that is not UTF-8,
-    is a 400 naming it, for every page and endpoint at once: no view, form or database ever
-    sees one (PostgreSQL refuses NUL bytes; Django reads bad UTF-8 as U+FFFD)."""
+class QueryCheck:
+    """Checks of the path and the query, for every page and endpoint at once, each a 400
+    naming what it refuses, so no view, form or database sees it:
 
-    def middleware(request: HttpRequest) -> HttpResponse:
+    - a NUL byte in the path or a query parameter (PostgreSQL refuses them);
+    - a query parameter that is not UTF-8 (Django reads it as U+FFFD), or with a control
+      character or a bidi override (``neurons.validation.control_character``): pages repeat
+      what was searched for, in their title too;
+    - a parameter given twice (``status=bogus&status=proposed``), unless its view reads a
+      list of it (``neurons.validation.repeatable``): which one was meant is not a guess.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         if "\x00" in request.path:
             return _bad_text(request, "path", "NUL bytes (%00) are not allowed")
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., HttpResponse], *_: object
+    ) -> HttpResponse | None:
+        lists = repeated_allowed(view)
         for key, values in request.GET.lists():
             if "\x00" in key or any("\x00" in value for value in values):
                 where = key.replace("\x00", "\\x00")
                 return _bad_text(request, where, "NUL bytes (%00) are not allowed")
+            if len(values) > 1 and key not in lists:
+                return _bad_text(request, key[:40], f"given {len(values)} times; give it once")
+            for text in (key, *values):
+                if (control := control_character(text)) is not None:
+                    return _bad_text(
+                        request, key[:40], f"control characters are not allowed ({control})"
+                    )
         if (where := undecodable_field(request.GET.lists())) is not None:
             return _bad_text(request, where, NOT_UTF8)
-        return get_response(request)
-
-    return middleware
+        return None
 
 
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -70,7 +70,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "microscope@localhost")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "microscope.middleware.reject_nul_bytes",
+    "microscope.middleware.QueryCheck",
     "microscope.middleware.body_limit",
     "microscope.middleware.reject_undecodable_forms",
     # Static files without DEBUG, from the apps' folders (no collectstatic needed; run it in

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from neurons import selectors
 from neurons.labels import labels_of
 from neurons.references import BadReference, resolve
-from neurons.validation import whole_number
+from neurons.validation import page_of
 from render.params import OBJECTIVES
 
 TILES_PER_PAGE = 256
@@ -29,9 +29,10 @@ def layer_detail(request: HttpRequest, model: str, layer: str) -> HttpResponse:
     if found.name != layer:  # an alias or an OpenAI Microscope name: send to the canonical page
         return redirect(found, permanent=True)
     # A page of tiles at a time: features_18's 1,280 would be one heavy page.
-    page = Paginator(range(found.channels), TILES_PER_PAGE).get_page(
-        whole_number(request.GET.get("page"))
-    )
+    try:
+        page = page_of(Paginator(range(found.channels), TILES_PER_PAGE), request.GET.get("page"))
+    except ValueError as exc:
+        return render(request, "400.html", {"message": str(exc)}, status=400)
     context = {"model": found.model, "layer": found, "page": page}
     return render(request, "neurons/layer_detail.html", context)
 

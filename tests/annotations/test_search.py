@@ -89,8 +89,11 @@ def test_words_search_claims_on_every_model_grouped_by_neuron(
 
     nothing = client.get("/search/", {"q": "zebra crossing"}).content.decode()
     assert "0 neurons" in nothing and "No claim matches" in nothing
-    hostile = client.get("/search/", {"q": "<script>alert(1)</script>" + "x" * 500})
+    hostile = client.get("/search/", {"q": "<script>alert(1)</script>" + "x" * 150})
     assert hostile.status_code == 200 and b"<script>alert" not in hostile.content
+    too_long = client.get("/search/", {"q": "<script>alert(1)</script>" + "x" * 500})
+    assert too_long.status_code == 400 and b"<script>alert" not in too_long.content
+    assert b"q: at most 200 characters (525 given)" in too_long.content
 
 
 def test_the_header_box_knows_the_model_of_the_page(client: Client, mobilenet: Model) -> None:

@@ -239,9 +239,9 @@ def test_a_large_layer_is_paged(client: Client, mobilenet: Model) -> None:
     last = client.get(layer.get_absolute_url() + "?page=5").content.decode()
     assert 'href="/models/mobilenet_v2/features_18/1279/"' in last
     assert "Channels 1024 to 1279." in last and 'rel="next"' not in last
-    for page in ("99", "abc", "-1", "1e9"):  # out of range or not a number: a page, no error
+    for page in ("99", "abc", "-1", "1e9"):  # out of range or not a number: said, not guessed
         response = client.get(layer.get_absolute_url(), {"page": page})
-        assert response.status_code == 200 and response.content.count(b'class="blank"') == 256
+        assert response.status_code == 400 and b"is not a page here (1 to 5)" in response.content
 
 
 def test_a_neuron_page_has_a_tab_per_objective_and_asks_for_a_missing_one(
@@ -360,6 +360,9 @@ def test_the_job_list_pages_its_jobs_newest_first(
     assert "4 jobs, newest first" in first and "page 1 of 2" in first
     assert all(f'id="job-{job.pk}"' in first for job in jobs[1:])
     assert f'id="job-{jobs[0].pk}"' not in first and f'id="job-{jobs[0].pk}"' in second
-    assert f'id="job-{jobs[0].pk}"' in client.get("/jobs/?page=99").content.decode()  # the last
-    assert client.get("/jobs/?page=abc").status_code == 200
+    for wrong in ("99", "abc", "0", "-1", "1.0", "\u0665", ""):  # none is read as another page
+        refused = client.get("/jobs/", {"page": wrong})
+        assert (
+            refused.status_code == 400 and "is not a page here (1 to 2)" in refused.content.decode()
+        )
     assert first.count(f'data-job-id="{jobs[3].pk}"') == 1

@@ -11,7 +11,7 @@ from django.http import Http404
 
 from annotations.models import ListEntry, NeuronList
 from neurons.models import Neuron
-from neurons.validation import control_character, visible
+from neurons.validation import control_character, line_break, visible
 
 __all__ = [
     "entry_add",
@@ -28,7 +28,8 @@ TITLE_MAX, DESCRIPTION_MAX, NOTE_MAX = 200, 5000, 2000
 User = AbstractBaseUser | AnonymousUser
 
 
-def _text(field: str, value: str, limit: int, *, required: bool = False) -> str:
+def _text(field: str, value: str, limit: int, *, required: bool = False, line: bool = False) -> str:
+    """``value``, stripped, or a ValidationError naming ``field``; ``line``: one line."""
     value = (value or "").strip()
     if (required or value) and not visible(value):
         raise ValidationError({field: "this field is required"})
@@ -36,6 +37,8 @@ def _text(field: str, value: str, limit: int, *, required: bool = False) -> str:
         raise ValidationError({field: f"at most {limit} characters ({len(value)} given)"})
     if (control := control_character(value)) is not None:
         raise ValidationError({field: f"control characters are not allowed ({control})"})
+    if line and (found := line_break(value)) is not None:
+        raise ValidationError({field: f"one line only (found {found})"})
     return value
 
 
@@ -49,7 +52,7 @@ def list_create(*, owner: AbstractBaseUser, title: str, description: str = "") -
         raise PermissionDenied("sign in to keep lists")
     return NeuronList.objects.create(
         owner=owner,
-        title=_text("title", title, TITLE_MAX, required=True),
+        title=_text("title", title, TITLE_MAX, required=True, line=True),
         description=_text("description", description, DESCRIPTION_MAX),
     )
 
@@ -63,7 +66,7 @@ def list_edit(
 ) -> NeuronList:
     _owner_only(neuron_list, editor)
     if title is not None:
-        neuron_list.title = _text("title", title, TITLE_MAX, required=True)
+        neuron_list.title = _text("title", title, TITLE_MAX, required=True, line=True)
     if description is not None:
         neuron_list.description = _text("description", description, DESCRIPTION_MAX)
     neuron_list.save()

@@ -31,7 +31,7 @@ from annotations.models import (
 )
 from jobs.planning import render_job_create
 from neurons.models import Neuron
-from neurons.validation import control_character, visible
+from neurons.validation import control_character, line_break, visible
 from render import catalog
 
 User = AbstractBaseUser | AnonymousUser
@@ -80,7 +80,8 @@ def _signed_in(user: User, field: str, action: str) -> None:
         raise ClaimError(field, f"sign in to {action}", code=ClaimError.FORBIDDEN)
 
 
-def _text(field: str, value: str, *, limit: int, what: str) -> str:
+def _text(field: str, value: str, *, limit: int, what: str, line: bool = False) -> str:
+    """``value``, stripped, or a ClaimError naming ``field``; ``line``: shown on one line."""
     value = (value or "").strip()
     if not visible(value):
         raise ClaimError(field, f"{what} is required")
@@ -88,6 +89,8 @@ def _text(field: str, value: str, *, limit: int, what: str) -> str:
         raise ClaimError(field, f"{what} is {len(value)} characters long; at most {limit}")
     if (control := control_character(value)) is not None:
         raise ClaimError(field, f"{what} may not hold control characters ({control})")
+    if line and (found := line_break(value)) is not None:
+        raise ClaimError(field, f"{what} is one line (found {found})")
     return value
 
 
@@ -106,7 +109,7 @@ def _content(*, kind: str, target: Neuron, label: str, argument: str, expression
     elif expression:
         raise ClaimError("expression", "a feature claim has no expression; choose 'circuit'")
     return Content(
-        label=_text("label", label, limit=LABEL_MAX, what="a label"),
+        label=_text("label", label, limit=LABEL_MAX, what="a label", line=True),
         argument=_text("argument", argument, limit=ARGUMENT_MAX, what="an argument"),
         expression=expression,
         circuit=circuit,

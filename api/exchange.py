@@ -44,7 +44,7 @@ from annotations.models import (
     Verdict,
 )
 from annotations.services import ClaimError
-from api.fields import Flag, Slug, Text, Whole
+from api.fields import Flag, OneLine, Slug, Text, Whole
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
 from neurons.validation import CONTROL_RE, bidi_closed, visible
@@ -102,7 +102,7 @@ class TermDoc(serializers.Serializer):
 
 class RevisionDoc(serializers.Serializer):
     number = Whole(min_value=1, max_value=2**31 - 1)
-    label = Text(allow_blank=True)
+    label = OneLine(allow_blank=True)
     expression = Text(allow_blank=True, required=False, default="")
     argument = Text(allow_blank=True)
     author = Text(**USERNAME)
@@ -188,8 +188,8 @@ class PersonDoc(serializers.Serializer):
         allow_blank=True,
         help_text="their name there",
     )
-    name = Text(allow_blank=True, max_length=120, required=False, default="")
-    institution = Text(allow_blank=True, max_length=200, required=False, default="")
+    name = OneLine(allow_blank=True, max_length=120, required=False, default="")
+    institution = OneLine(allow_blank=True, max_length=200, required=False, default="")
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         person = super().to_representation(instance)
@@ -206,7 +206,7 @@ class ListEntryDoc(serializers.Serializer):
 
 class ListDoc(serializers.Serializer):
     uid = serializers.UUIDField()
-    title = Text(max_length=200)
+    title = OneLine(max_length=200)
     description = Text(allow_blank=True, max_length=5000, required=False, default="")
     owner = Text(**USERNAME)
     entries = ListEntryDoc(many=True, help_text="those of the document's model")

@@ -8,6 +8,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from neurons.validation import one_line
+
 WHOLE_RE = re.compile(r"-?[0-9]{1,18}")
 
 
@@ -21,6 +23,14 @@ class Text(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class OneLine(Text):
+    """Text shown on one line (a label, a title, a name), read from an export: line breaks
+    and tabs become spaces, as text stored before they were refused must still travel."""
+
+    def to_internal_value(self, data: Any) -> str:
+        return one_line(super().to_internal_value(data))
 
 
 class Whole(serializers.IntegerField):

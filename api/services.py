@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import unicodedata
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -11,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.models import KEY_PREFIX, SHOWN_LENGTH, ApiToken, key_hash
-from neurons.validation import control_character, visible
+from neurons.validation import control_character, line_break, visible
 
 NAME_MAX = ApiToken._meta.get_field("name").max_length
 
@@ -20,7 +19,7 @@ NAME_MAX = ApiToken._meta.get_field("name").max_length
 def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
     """A new token for ``user``; returns it and its key, which is never stored nor shown again."""
     name = name.strip()
-    if any(unicodedata.category(c) == "Cc" for c in name) or control_character(name):
+    if control_character(name) or line_break(name):
         raise ValidationError({"name": "Control characters (NUL, tabs, ...) are not allowed."})
     if not visible(name):
         raise ValidationError({"name": "Give the token a name, e.g. the lab or script using it."})

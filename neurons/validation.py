@@ -58,14 +58,54 @@ def bidi_closed(value: str) -> str:
     return value + "".join(BIDI_CLOSERS[c] for c in reversed(bidi_left_open(value)))
 
 
+# Combining marks stacked on one character: scripts need a few (Vietnamese two, Tibetan
+# stacks up to about six); more is "Zalgo" text drawn over the lines above and below it.
+MARKS_STACKED_MAX = 8
+
+
+def _stacked_marks(value: str) -> int:
+    """The most combining marks (Mn, Me) in a row in ``value``."""
+    most = run = 0
+    for char in value:
+        run = run + 1 if unicodedata.category(char) in ("Mn", "Me") else 0
+        most = max(most, run)
+    return most
+
+
 def control_character(value: str) -> str | None:
     """The first control character of ``value``, or the first bidi embedding or isolate it
-    leaves open, written as an escape; else None."""
+    leaves open, written as an escape, or a stack of more combining marks than any script
+    uses; else None."""
     if (found := CONTROL_RE.search(value)) is not None:
         return repr(found.group())[1:-1]
     if opened := bidi_left_open(value):
         return f"{repr(opened[0])[1:-1]} left open"
+    if (stacked := _stacked_marks(value)) > MARKS_STACKED_MAX:
+        return f"{stacked} combining marks on one character; at most {MARKS_STACKED_MAX}"
     return None
+
+
+# What breaks a line: a label, a title or a name is shown on one line (in a list of claims,
+# a page's title, after "by"). Tabs and U+2028/U+2029 are line and paragraph separators.
+LINE_BREAK_RE = re.compile("[\t\n\r\u2028\u2029]")
+
+
+def line_break(value: str) -> str | None:
+    """The first line break or tab of ``value`` as an escape, else None."""
+    found = LINE_BREAK_RE.search(value)
+    return None if found is None else repr(found.group())[1:-1]
+
+
+def refuse_line_breaks(value: str) -> None:
+    """A form field's validator, for text shown on one line."""
+    if (found := line_break(value)) is not None:
+        raise ValidationError(f"must be one line (found {found})")
+
+
+def one_line(value: str) -> str:
+    """``value`` on one line: its line breaks and tabs as spaces (text stored before they
+    were refused, on import)."""
+    return LINE_BREAK_RE.sub(" ", value).strip()
 
 
 def refuse_control_characters(value: str) -> None:
@@ -75,8 +115,9 @@ def refuse_control_characters(value: str) -> None:
 
 
 def visible(value: str) -> bool:
-    """Whether ``value`` shows anything: a zero-width space alone does not."""
-    return any(unicodedata.category(c)[0] not in "ZC" for c in value)
+    """Whether ``value`` shows anything: a zero-width space alone does not, nor combining
+    marks with no character to sit on."""
+    return any(unicodedata.category(c)[0] not in "ZCM" for c in value)
 
 
 def refuse_invisible(value: str) -> None:

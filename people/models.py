@@ -6,9 +6,10 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from neurons.validation import refuse_control_characters, refuse_invisible
+from neurons.validation import refuse_control_characters, refuse_invisible, refuse_line_breaks
 
-TEXT = [refuse_control_characters, refuse_invisible]  # a name shows on every claim
+# A name shows on every claim, on one line.
+TEXT = [refuse_control_characters, refuse_invisible, refuse_line_breaks]
 
 
 class Profile(models.Model):

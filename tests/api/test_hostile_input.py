@@ -185,6 +185,7 @@ def test_an_import_naming_an_instance_or_a_person_no_url_can_carry_is_refused(
     again = curator.get("/api/v1/export/?model=inceptionv1").json()
     again["source"] = "lab-a"
     again["claims"][0]["revisions"][0]["argument"] += "\x0c"
+    again["claims"][0]["revisions"][0]["label"] += "\nsecond\tline"  # one line, once
     again["claims"][1]["revisions"][0]["label"] += " \u2067\u05db\u202b"  # left open
     Claim.objects.update(current_revision=None)
     for model in (Review, Comment, ClaimTerm, ClaimRevision, Claim):
@@ -192,6 +193,7 @@ def test_an_import_naming_an_instance_or_a_person_no_url_can_carry_is_refused(
     report = curator.post("/api/v1/import/", again, format="json").json()
     assert report["claims_created"] == 2, report
     assert not Claim.objects.filter(revisions__argument__contains="\x0c").exists()
+    assert ClaimRevision.objects.filter(label__endswith=" second line").count() == 1
     closed = ClaimRevision.objects.get(label__contains="\u2067").label
     assert closed.endswith(" \u2067\u05db\u202b\u202c\u2069")  # closed, innermost first
 
@@ -655,3 +657,41 @@ def test_a_query_with_a_control_character_or_an_override_is_a_400_not_echoed(
         listed = api.get("/api/v1/claims/", {"q": text})
         assert listed.status_code == 400 and "q" in listed.json()["error"]["fields"], text
     assert Client().get("/search/", {"q": "\u05e9\u05dc\u05d5\u05dd car"}).status_code == 200
+
+
+@pytest.mark.parametrize("broken", ["two\nlines", "a\ttab", "line\u2028separator", "p\u2029p"])
+def test_labels_titles_and_names_are_one_line(
+    inceptionv1: Model, alice: User, broken: str, client_for: Callable
+) -> None:
+    with pytest.raises(services.ClaimError, match="a label is one line"):
+        services.claim_create(
+            author=alice, target=resolve("inceptionv1/4c:1"), kind="feature",
+            label=broken, argument="multi-line\narguments are fine",
+        )  # fmt: skip
+    api = client_for(alice)
+    listed = api.post("/api/v1/lists/", {"title": broken})
+    assert listed.status_code == 400 and "title" in listed.json()["error"]["fields"]
+    browser = Client()
+    browser.force_login(alice)
+    profile = browser.post("/accounts/profile/", {"name": broken, "institution": ""})
+    assert profile.status_code == 400 and b"must be one line" in profile.content
+    tokens = ApiToken.objects.count()  # client_for's
+    token = browser.post("/account/tokens/", {"name": broken})
+    assert token.status_code == 400 and ApiToken.objects.count() == tokens
+    assert not Claim.objects.exists() and not NeuronList.objects.exists()
+
+
+def test_marks_stacked_past_any_script_or_with_nothing_to_sit_on_are_refused(
+    inceptionv1: Model, alice: User
+) -> None:
+    def claim(label: str) -> Claim:
+        return services.claim_create(
+            author=alice, target=resolve("inceptionv1/4c:1"), kind="feature",
+            label=label, argument="x",
+        )  # fmt: skip
+
+    with pytest.raises(services.ClaimError, match="199 combining marks on one character"):
+        claim("Z" + "\u0336" * 199)
+    with pytest.raises(services.ClaimError, match="a label is required"):
+        claim("\u0301\u0302\u0303")  # marks on nothing
+    assert claim("Vi\u1ec7t ti\u00ea\u0301ng").label  # Vietnamese: two marks, fine

@@ -36,10 +36,17 @@ def test_pages_fit_a_390_px_screen_and_have_a_favicon(
         author=author, target=resolve("inceptionv1/4c:447"), kind="circuit",
         label="a long label " * 8, argument="An argument.", expression="4c:447 = 4b:373 + 4b:237",
     )  # fmt: skip
+    one_word = claim_create(
+        author=author,
+        target=resolve("inceptionv1/4c:447"),
+        kind="feature",
+        label="wheel" * 40,
+        argument="https://example.com/" + "x" * 300,
+    )  # fmt: skip: a word of 200 letters and a long URL wrap in their boxes
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
-        for path in [*PAGES, claim.get_absolute_url()]:
+        for path in [*PAGES, claim.get_absolute_url(), one_word.get_absolute_url()]:
             page.goto(live_server.url + path)
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, (path, width)

@@ -59,6 +59,9 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
     yield
     with django_db_blocker.unblock():
         if connection.vendor == "postgresql":
+            # A new connection: a test may have terminated this one (test_faults ends every
+            # other connection to the database mid-job), which would fail the query below.
+            connections.close_all()
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -22,14 +22,14 @@ def _said(message: str) -> dict[str, Any]:
 
 urlpatterns = [
     path("accounts/signup/", views.sign_up, name="signup"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
     # Django's LogoutView takes POST only: a link cannot log anyone out (CSRF).
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/profile/", views.profile_edit, name="profile_edit"),
     # Passwords: Django's own views, on the site's templates.
     path(
         "accounts/password/",
-        auth_views.PasswordChangeView.as_view(**_form("Change your password", "Change it")),
+        views.PasswordChangeView.as_view(**_form("Change your password", "Change it")),
         name="password_change",
     ),
     path(
@@ -39,7 +39,7 @@ urlpatterns = [
     ),
     path(
         "accounts/password/reset/",
-        auth_views.PasswordResetView.as_view(
+        views.PasswordResetView.as_view(
             **_form("Reset your password", "Send me a link"),
             success_url=reverse_lazy("password_reset_done"),
         ),
@@ -54,7 +54,7 @@ urlpatterns = [
     ),
     path(
         "accounts/password/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(
+        views.PasswordResetConfirmView.as_view(
             **_form("Choose a new password", "Set it"),
             success_url=reverse_lazy("password_reset_complete"),
         ),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -62,3 +65,29 @@ def profile_edit(request: HttpRequest) -> HttpResponse:
         return redirect("person", request.user.get_username())
     status = 400 if request.method == "POST" else 200
     return render(request, "people/profile_form.html", {"form": form}, status=status)
+
+
+class _RefusedIs400:
+    """Django's account views answer a refused form with 200; here, as every form of the
+    site does, with 400 (the form and its errors, as before)."""
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        response = super().form_invalid(form)  # type: ignore[misc]
+        response.status_code = 400
+        return response
+
+
+class LoginView(_RefusedIs400, auth_views.LoginView):
+    pass
+
+
+class PasswordChangeView(_RefusedIs400, auth_views.PasswordChangeView):
+    pass
+
+
+class PasswordResetView(_RefusedIs400, auth_views.PasswordResetView):
+    pass
+
+
+class PasswordResetConfirmView(_RefusedIs400, auth_views.PasswordResetConfirmView):
+    pass

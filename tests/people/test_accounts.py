@@ -83,7 +83,8 @@ def test_wrong_passwords_lock_that_username_out_from_that_address(client: Client
     User.objects.create_user("target", password=PASSWORD)
     for _ in range(4):
         wrong = client.post("/accounts/login/", {"username": "target", "password": "nope"})
-        assert wrong.status_code == 200 and "_auth_user_id" not in client.session
+        assert wrong.status_code == 400 and "_auth_user_id" not in client.session
+        assert "enter a correct username and password" in wrong.content.decode()
     fifth = client.post("/accounts/login/", {"username": "target", "password": "nope"})
     assert fifth.status_code == 429
     locked = client.post("/accounts/login/", {"username": "target", "password": PASSWORD})
@@ -110,6 +111,11 @@ def test_a_password_is_changed_and_reset_by_mail(
     user = User.objects.create_user("grace2", password=PASSWORD, email="grace@lab.example")
     client.force_login(user)
     new = "another-long-pass-456"
+    refused = client.post(
+        "/accounts/password/",
+        {"old_password": "wrong", "new_password1": new, "new_password2": new + "x"},
+    )
+    assert refused.status_code == 400 and "incorrect" in refused.content.decode()
     changed = client.post(
         "/accounts/password/",
         {"old_password": PASSWORD, "new_password1": new, "new_password2": new},

@@ -17,6 +17,7 @@ from django.http import Http404
 import render
 from jobs import params
 from jobs.apps import EXPLORATION_KIND
+from jobs.lifecycle import render_job_cancel
 from jobs.models import Exploration, RenderJob, Upload, artifact_key
 from jobs.planning import render_job_create
 from jobs.uploads import image_check
@@ -158,10 +159,14 @@ def exploration_get(*, pk: int, viewer: AbstractBaseUser) -> Exploration:
 
 
 def upload_delete(*, upload: Upload, viewer: AbstractBaseUser) -> None:
-    """Delete an upload, its file (its own) and its explorations: its owner only."""
+    """Delete an upload, its file (its own) and its explorations, cancelling their jobs still
+    queued or running: its owner only."""
     if upload.owner_id != viewer.pk:
         raise PermissionDenied("only its uploader may delete an image")
-    upload.delete()  # its file goes with it (upload_file_delete)
+    with transaction.atomic():
+        for job_id in upload.explorations.exclude(job=None).values_list("job_id", flat=True):
+            render_job_cancel(job_id=job_id, by=viewer.get_username())  # nothing left to do
+        upload.delete()  # its file goes with it (upload_file_delete)
 
 
 def upload_file_delete(sender: type[Upload], instance: Upload, **kwargs: Any) -> None:

@@ -208,6 +208,8 @@ def test_an_uploader_deletes_their_image_and_its_explorations(
     assert response.status_code == 302
     assert not Upload.objects.exists() and not Exploration.objects.exists()
     assert not default_storage.exists(upload.file)
+    job = RenderJob.objects.get()  # it had nothing left to explore: not left "queued"
+    assert job.status == RenderJob.Status.CANCELLED and "cancelled by" in job.error
 
 
 def uploaded_by_both(

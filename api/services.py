@@ -25,10 +25,6 @@ def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, st
         raise ValidationError({"name": "Give the token a name, e.g. the lab or script using it."})
     if len(name) > NAME_MAX:
         raise ValidationError({"name": f"Keep the name under {NAME_MAX} characters."})
-    if ApiToken.objects.filter(user=user, name=name, revoked__isnull=True).exists():
-        raise ValidationError(
-            {"name": f"You have a token called {name!r} already: revoke it or name this one."}
-        )
     key = KEY_PREFIX + secrets.token_urlsafe(30)
     token = ApiToken.objects.create(
         user=user, name=name, prefix=key[:SHOWN_LENGTH], key_hash=key_hash(key)

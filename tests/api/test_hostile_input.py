@@ -19,7 +19,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotations import grammar, services
@@ -696,17 +695,3 @@ def test_marks_stacked_past_any_script_or_with_nothing_to_sit_on_are_refused(
     with pytest.raises(services.ClaimError, match="a label is required"):
         claim("\u0301\u0302\u0303")  # marks on nothing
     assert claim("Vi\u1ec7t ti\u00ea\u0301ng").label  # Vietnamese: two marks, fine
-
-
-def test_two_live_tokens_of_one_person_have_different_names(alice: User) -> None:
-    browser = Client()
-    browser.force_login(alice)
-    assert browser.post("/account/tokens/", {"name": "lab script"}).status_code == 201
-    again = browser.post("/account/tokens/", {"name": " lab script "})
-    assert (
-        again.status_code == 400
-        and "called &#x27;lab script&#x27; already" in again.content.decode()
-    )
-    ApiToken.objects.filter(user=alice).update(revoked=timezone.now())
-    assert browser.post("/account/tokens/", {"name": "lab script"}).status_code == 201
-    assert ApiToken.objects.filter(user=alice, revoked__isnull=True).count() == 1

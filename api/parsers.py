@@ -71,8 +71,7 @@ class JSONParser(parsers.JSONParser):
 
 
 def _refuse_undecodable(data: QueryDict, files: MultiValueDict | None = None) -> None:
-    names = [(name, [upload.name or ""]) for name, upload in (files or {}).items()]
-    if (where := undecodable_field([*data.lists(), *names])) is not None:
+    if (where := undecodable_field(data, files)) is not None:
         raise ValidationError({where: [NOT_UTF8]})  # a 400 naming the field
 
 

@@ -64,7 +64,7 @@ class QueryCheck:
                     return _bad_text(
                         request, key[:40], f"control characters are not allowed ({control})"
                     )
-        if (where := undecodable_field(request.GET.lists())) is not None:
+        if (where := undecodable_field(request.GET)) is not None:
             return _bad_text(request, where, NOT_UTF8)
         return None
 
@@ -82,9 +82,7 @@ def reject_undecodable_forms(
     def middleware(request: HttpRequest) -> HttpResponse:
         if request.method == "POST" and request.content_type in FORMS:
             if not request.path.startswith(API_PREFIX):
-                names = [(name, [upload.name or ""]) for name, upload in request.FILES.items()]
-                where = undecodable_field([*request.POST.lists(), *names])
-                if where is not None:
+                if (where := undecodable_field(request.POST, request.FILES)) is not None:
                     return _bad_text(request, where, NOT_UTF8)
         return get_response(request)
 

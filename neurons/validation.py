@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.core.paginator import Page, Paginator
+from django.http import QueryDict
 
 V = TypeVar("V", bound=Callable[..., object])
 
@@ -130,11 +132,13 @@ REPLACEMENT = "\ufffd"  # what Django decodes a form's or query's invalid UTF-8 
 NOT_UTF8 = "not UTF-8 text (a byte such as %FF, or an invalid sequence of them)"
 
 
-def undecodable_field(fields: Iterable[tuple[str, Iterable[str]]]) -> str | None:
-    """The first field (name, values) that was not UTF-8 text: Django's parsers replace such
-    bytes (``%FF``, a surrogate's ``%ED%A0%80``, an overlong ``%C0%80``) with U+FFFD, which
-    is then refused, not stored in place of what the sender meant."""
-    for name, values in fields:
+def undecodable_field(data: QueryDict, files: Mapping[str, File] | None = None) -> str | None:
+    """The first field of a query or a form (or of its files, by their names) that was not
+    UTF-8 text: Django's parsers replace such bytes (``%FF``, a surrogate's ``%ED%A0%80``,
+    an overlong ``%C0%80``) with U+FFFD, which is then refused, not stored in place of what
+    the sender meant."""
+    names = [(field, [upload.name or ""]) for field, upload in (files or {}).items()]
+    for name, values in [*data.lists(), *names]:
         if REPLACEMENT in name or any(REPLACEMENT in value for value in values):
             return name.replace(REPLACEMENT, "?")
     return None

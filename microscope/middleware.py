@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.urls import reverse
 from django.utils.html import escape
 
-from api.errors import API_PREFIX, error_body, too_large
+from api.handlers import API_PREFIX, error_body, too_large
 from neurons.validation import (
     NOT_UTF8,
     control_character,
@@ -27,6 +27,20 @@ def _bad_text(request: HttpRequest, where: str, message: str) -> HttpResponse:
     return HttpResponseBadRequest(
         f"<!doctype html><title>Bad request</title><p>{escape(message)}</p>"
     )
+
+
+def pages_urlconf(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """A request outside /api/ resolves (and reverses) in ``microscope.page_urls``, the
+    URLconf without the API (Django's per-request ``request.urlconf``): a page never loads
+    DRF, and a new web process answers its first page about a quarter of a second sooner
+    (``bench/web.py``). The API's requests, tests and tools use all of ``ROOT_URLCONF``."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if not request.path_info.startswith(API_PREFIX):
+            request.urlconf = "microscope.page_urls"
+        return get_response(request)
+
+    return middleware
 
 
 class QueryCheck:

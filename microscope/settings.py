@@ -39,7 +39,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_filters",
     "django.contrib.humanize",
-    "rest_framework",
+    # Not "rest_framework": the API renders JSON only, so it needs none of DRF's templates,
+    # and Django would import DRF's template tags (and so most of DRF) for the first page.
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "neurons",
@@ -70,6 +71,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "microscope@localhost")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "microscope.middleware.pages_urlconf",
     "microscope.middleware.QueryCheck",
     "microscope.middleware.body_limit",
     "microscope.middleware.reject_undecodable_forms",

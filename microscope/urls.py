@@ -1,30 +1,19 @@
+"""Every URL (``ROOT_URLCONF``): the API under /api/, then the pages of ``page_urls``."""
+
 from __future__ import annotations
 
-from django.conf import settings
-from django.contrib import admin
-from django.urls import include, path, re_path
-from django.views.static import serve
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from microscope import views
+from api import schema  # noqa: F401  (registers the token auth scheme with the schema)
+from microscope import page_urls
+from microscope.page_urls import handler400, handler403, handler404, handler500
+
+__all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("", include("neurons.urls")),
-    path("", include("jobs.urls")),
-    path("", include("annotations.urls")),
-    path("", include("people.urls")),
     path("api/v1/", include("api.urls_v1")),
-    path("", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("admin/", admin.site.urls),
-    # Media from disk, for the embedded default; production serves it from object storage.
-    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    *page_urls.urlpatterns,
 ]
-
-# JSON errors under /api/, the usual pages elsewhere.
-handler400 = "api.errors.bad_request"
-handler403 = "api.errors.permission_denied"
-handler404 = "api.errors.page_not_found"
-handler500 = "api.errors.server_error"

@@ -21,7 +21,8 @@ collecting = gc.isenabled()  # a host may have turned it off itself (before a fo
 gc.disable()
 try:
     application = get_wsgi_application()
-    get_resolver().url_patterns  # noqa: B018  (the URLconf and its views load now)
+    # The pages' URLconf and views load now; the API's on its first request.
+    get_resolver("microscope.page_urls").url_patterns  # noqa: B018
 finally:
     gc.freeze()
     if collecting:

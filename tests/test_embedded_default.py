@@ -36,7 +36,7 @@ def site_python(code: str, *, env: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
-def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_torch_or_celery(
+def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_torch_celery_or_drf(
     tmp_path: Path,
 ) -> None:
     unset = ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG", "DJANGO_SECRET_KEY")
@@ -48,8 +48,8 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
     assert "12 layers, 5804 neurons (0 layers and 0 neurons new)" in output
     assert (tmp_path / "var" / "db.sqlite3").exists()
     assert (tmp_path / "var" / "broker" / "queue").is_dir()
-    # The same site as a web process loads it: settings, every URL, the admin, and the pages
-    # of a model, a layer, a neuron, the claims and the API.
+    # The same site as a web process loads it: settings, the pages' URLs, the admin, and the
+    # pages of a model, a layer, a neuron, the claims; then the API.
     pages = [
         "/models/",
         "/models/inceptionv1/",
@@ -57,11 +57,13 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
         "/models/inceptionv1/mixed4c/447/",
         "/claims/",
         "/jobs/",
+        "/admin/login/",
+        "/static/microscope/site.css",  # served without DEBUG
+    ]
+    api = [
         "/api/v1/models/inceptionv1/",
         "/api/v1/neurons/inceptionv1/mixed4c/447/",
         "/api/v1/claims/",
-        "/admin/login/",
-        "/static/microscope/site.css",  # served without DEBUG
     ]
     code = (
         "import gc, sys; import microscope.wsgi;"  # as gunicorn loads it
@@ -70,15 +72,19 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
         "from django.test import Client; c = Client();"
         "r = c.get('/n/inceptionv1/4c:447', follow=True);"
         f"codes = [c.get(p).status_code for p in {pages!r}];"
+        "drf = 'rest_framework.fields' in sys.modules;"
+        f"codes += [c.get(p).status_code for p in {api!r}];"
         "from django.conf import settings; missing = c.get('/no/such/page/');"
         "technical = 'URLconf' in missing.content.decode();"
         "print(r.status_code, r.redirect_chain[-1][0], *codes, 'torch' in sys.modules,"
-        " 'celery' in sys.modules,"
+        " 'celery' in sys.modules, drf,"
         " settings.DEBUG, missing.status_code, technical, *startup)"
     )
     result = site_python(code, env=env)
     # Neither torch nor Celery: pages send no job, and Celery loads with the first one sent.
-    expected = ["200", "/models/inceptionv1/mixed4c/447/", *["200"] * len(pages), "False", "False"]
+    # Nor DRF: it loads with the first API request (microscope.middleware.pages_urlconf).
+    expected = ["200", "/models/inceptionv1/mixed4c/447/", *["200"] * (len(pages) + len(api))]
+    expected += ["False", "False", "False"]
     expected += ["False", "404", "False"]  # safe by default: no DEBUG, no technical 404
     # The URLconf loaded with the application, with the collector off; what startup made is
     # frozen out of its reach, and it collects again.

@@ -9,7 +9,7 @@ from django.test import Client, RequestFactory
 from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
-from api.errors import server_error
+from api.handlers import server_error
 from neurons.models import Model
 
 

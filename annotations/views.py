@@ -28,7 +28,6 @@ from annotations.forms import (
 )
 from annotations.grammar import GrammarError, circuit_read, format_coefficient
 from annotations.models import Claim, Comment, Kind, NeuronList, Review, Role, Status
-from annotations.rendering import markdown_render_many
 from annotations.services import ClaimError
 from jobs.selectors import Thumbnail, neuron_thumbnails
 from neurons.labels import Label
@@ -144,6 +143,9 @@ def _claim_page(
     texts = [revision.argument if show else ""]
     texts += [review.reason for review in visible_reviews]
     texts += [comment.body for comment in visible_comments]
+    # Imported here: a web process loads the Markdown parser with the first claim it shows.
+    from annotations.rendering import markdown_render_many
+
     rendered = markdown_render_many(texts, model=claim.target.layer.model)
     for review in visible_reviews:
         review.reason_html = rendered[1 + visible_reviews.index(review)]

@@ -17,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["Checked", "image_check", "upload_read"]
 
@@ -51,6 +50,9 @@ def upload_read(upload: Any) -> bytes:
 
 def image_check(data: bytes) -> Checked:
     """The upload, checked and normalized; raises ValidationError on the field ``image``."""
+    # Imported here: the web process loads Pillow with its first upload, not for every page.
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     limit = settings.MICROSCOPE_UPLOAD_MAX_BYTES
     if not data:
         raise _refuse("the file is empty")

@@ -37,7 +37,7 @@ class _ClaimFilterForm(forms.Form):
                 try:
                     data[field] = found = find(data[field], model)
                 except BadReference as exc:
-                    self.add_error(field, str(exc))
+                    self._refuse(field, str(exc))
                     return data
                 if field == "model":
                     model = found
@@ -45,13 +45,19 @@ class _ClaimFilterForm(forms.Form):
             try:
                 data["neuron"] = resolve(data["neuron"], model=model)
             except BadReference as exc:
-                self.add_error("neuron", str(exc))
+                self._refuse("neuron", str(exc))
         if data.get("author"):
             user = get_user_model().objects.filter(username=data["author"]).first()
             if user is None:
-                self.add_error("author", f"nobody is called {data['author']!r} here")
+                self._refuse("author", f"nobody is called {data['author']!r} here")
             data["author"] = user
         return data
+
+    def _refuse(self, field: str, message: str) -> None:
+        # The message quotes what was sent; django-filter's API backend %-formats every
+        # message (``message % params``), so the text goes in as a parameter, never as the
+        # format: ``author=%s`` is a 400 that says so, not a TypeError.
+        self.add_error(field, forms.ValidationError("%(message)s", params={"message": message}))
 
     @staticmethod
     def _model(slug: str, _: Model | None) -> Model:

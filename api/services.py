@@ -6,7 +6,7 @@ import secrets
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from api.models import KEY_PREFIX, SHOWN_LENGTH, ApiToken, key_hash
@@ -42,8 +42,14 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
 
 
 def api_token_touch(*, token: ApiToken) -> None:
-    """Note when a token was used, at most once a minute (a write per request would cost)."""
+    """Note when a token was used, at most once a minute (a write per request would cost).
+    Only a note: where the database is busy (SQLite, during another's long write), the
+    request goes on without it rather than fail."""
     now = timezone.now()
     if token.last_used is None or (now - token.last_used).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+        try:
+            with transaction.atomic():
+                ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+        except OperationalError:
+            return
         token.last_used = now

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import reverse
 from django.utils.html import escape
@@ -41,6 +42,35 @@ def pages_urlconf(get_response: Callable[[HttpRequest], HttpResponse]) -> Callab
         return get_response(request)
 
     return middleware
+
+
+class DatabaseBusy:
+    """SQLite (the embedded default) lets one writer in at a time: a request that waited its
+    whole timeout for another's long write (a big import) is a 503 that says so, with
+    ``Retry-After``, not a 500. PostgreSQL locks rows, and never says this."""
+
+    RETRY_AFTER_S = 5
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not (isinstance(exception, OperationalError) and "database is locked" in str(exception)):
+            return None
+        message = "the database is busy with another request's long write; try again shortly"
+        if request.path.startswith(API_PREFIX):
+            response: HttpResponse = JsonResponse(
+                error_body(status=503, code="busy", message=message), status=503
+            )
+        else:
+            response = HttpResponse(
+                f"<!doctype html><title>Busy</title><p>{escape(message)}</p>", status=503
+            )
+        response["Retry-After"] = str(self.RETRY_AFTER_S)
+        return response
 
 
 class QueryCheck:

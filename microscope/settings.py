@@ -72,6 +72,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "microscope@localhost")
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "microscope.middleware.pages_urlconf",
+    "microscope.middleware.DatabaseBusy",
     "microscope.middleware.QueryCheck",
     "microscope.middleware.body_limit",
     "microscope.middleware.reject_undecodable_forms",
@@ -117,7 +118,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The site and its worker write to one SQLite file; wait for locks instead of failing.
     # IMMEDIATE: a transaction takes the write lock as it begins, so that two that read and
     # then write wait their turn rather than one failing at once ("database is locked").
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": env_int("MICROSCOPE_SQLITE_TIMEOUT", 20),  # seconds a write waits its turn
+        "transaction_mode": "IMMEDIATE",
+    }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 # Per-process memory by default; CACHE_URL=redis://... shares API throttle counts between

@@ -118,3 +118,35 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
     )
     result = site_python(writers, env=env)
     assert result.stdout.split() == ["0", "8"], result.stdout + result.stderr
+
+    # Another's long write (a big import holds the one write lock for a minute): a read with
+    # a token goes on without noting the token's use, and a write, once its wait is over, is
+    # a 503 with Retry-After, not a 500. (The wait is cut to 1 s here, from 20.)
+    busy = textwrap.dedent(
+        """
+        import json, sqlite3, django
+        django.setup()
+        from django.conf import settings
+        from django.contrib.auth.models import User
+        from rest_framework.test import APIClient
+        from api.models import ApiToken
+        from api.services import api_token_create
+        _, key = api_token_create(user=User.objects.create_user("busy"), name="script")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        other = sqlite3.connect(settings.DATABASES["default"]["NAME"], isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        read = client.get("/api/v1/me/")
+        claim = {"kind": "feature", "target": "inceptionv1/4c:447", "label": "cars", "argument": "Wheels."}
+        write = client.post("/api/v1/claims/", claim, format="json")
+        other.execute("ROLLBACK")
+        touched = ApiToken.objects.get().last_used is not None
+        after = client.post("/api/v1/claims/", claim, format="json")
+        print(read.status_code, read.json()["username"], touched, write.status_code,
+              write["Retry-After"], write.json()["error"]["code"], after.status_code)
+        """
+    )
+    result = site_python(busy, env={**env, "MICROSCOPE_SQLITE_TIMEOUT": "1"})
+    assert result.stdout.split() == ["200", "busy", "False", "503", "5", "busy", "201"], (
+        result.stdout + result.stderr
+    )

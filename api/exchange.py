@@ -398,33 +398,81 @@ class _People:
     from here, or names this instance as their origin) is the user of that username. A
     person of another instance is a user of their own, ``name@host``, created once without
     a password and found again by (origin, their username there): two labs' "alice" never
-    become one account."""
+    become one account.
+
+    This instance is the authority on its own people: all they wrote is here. So only its
+    own export (a backup) creates their accounts or adds what they wrote; a document from
+    elsewhere that does is refused (:meth:`writes_as`). And the flags of what is here
+    already (a review replaced, content hidden) follow a document only where it comes from
+    their author's own instance (:meth:`speaks_for`): another lab's moderation of a claim it
+    imported stays there."""
 
     def __init__(
         self, people: Iterable[Mapping[str, str]], source: str, here: str, report: ImportReport
     ) -> None:
-        self.known = {person["username"]: person for person in people}
+        self.known = {person["username"]: (i, person) for i, person in enumerate(people)}
         self.source, self.here = _instance(source), _instance(here)
         self.users: dict[str, AbstractBaseUser] = {}
+        self.origins: dict[int, str] = {}  # a user's instance, "" for this one
         self.report = report
 
     def get(self, username: str) -> AbstractBaseUser:
         if username not in self.users:
-            person = self.known.get(username, {})
+            index, person = self.known.get(username, (None, {}))
             origin = _instance(person.get("origin") or self.source)
             name = person.get("origin_username") or username
             if not origin or origin == self.here:
-                self.users[username] = self._local(name, person)
+                where = "people" if index is None else f"people.{index}"
+                self.users[username] = self._local(name, person, where)
             else:
                 self.users[username] = self._foreign(origin, name, person)
         return self.users[username]
 
-    def _local(self, username: str, person: Mapping[str, str]) -> AbstractBaseUser:
+    def _own(self) -> bool:
+        """Whether the document is this instance's own export."""
+        return self.source == self.here
+
+    def _local(self, username: str, person: Mapping[str, str], where: str) -> AbstractBaseUser:
         User = get_user_model()
         user = User.objects.filter(**{User.USERNAME_FIELD: username}).first()
         if user is None:
+            if not self._own():
+                raise ValidationError(
+                    {
+                        where: f"{username} is named as a person of this instance, and nobody "
+                        f"here is called that; only this instance's own export makes its "
+                        f"people's accounts, not a document from {self._from()}"
+                    }
+                )
             user = self._create(username, person)
         return user
+
+    def _from(self) -> str:
+        return self.source or "an instance it does not name"
+
+    def _origin(self, user: AbstractBaseUser) -> str:
+        if user.pk not in self.origins:
+            found = Profile.objects.filter(user=user).values_list("origin", flat=True).first()
+            self.origins[user.pk] = _instance(found or "")
+        return self.origins[user.pk]
+
+    def writes_as(self, user: AbstractBaseUser, where: str) -> None:
+        """Refuse (at ``where``) to add or change, in the name of a person of this instance,
+        what a document from elsewhere says they wrote."""
+        if not self._origin(user) and not self._own():
+            raise ValidationError(
+                {
+                    where: f"{user.get_username()} is a person of this instance, who wrote all "
+                    f"they wrote here: a document from {self._from()} cannot add to it or "
+                    "change it"
+                }
+            )
+
+    def speaks_for(self, user: AbstractBaseUser) -> bool:
+        """Whether the document comes from the instance of another's ``user``, so that its
+        flags of what they wrote (replaced, hidden) are taken."""
+        origin = self._origin(user)
+        return bool(origin) and origin == self.source
 
     def _foreign(self, origin: str, name: str, person: Mapping[str, str]) -> AbstractBaseUser:
         found = Profile.objects.filter(origin=origin, origin_username=name).first()
@@ -496,9 +544,10 @@ class _Added:
     revisions: int = 0
     reviews: int = 0
     comments: int = 0
+    flags: int = 0  # reviews replaced and content hidden there since it was imported here
 
     def __bool__(self) -> bool:
-        return bool(self.revisions or self.reviews or self.comments)
+        return bool(self.revisions or self.reviews or self.comments or self.flags)
 
 
 @transaction.atomic
@@ -520,7 +569,9 @@ def claims_import(
     uids = [c["uid"] for c in document["claims"]]
     existing = {
         claim.uid: claim
-        for claim in Claim.objects.filter(uid__in=uids).select_related("target__layer__model")
+        for claim in Claim.objects.filter(uid__in=uids).select_related(
+            "target__layer__model", "author"
+        )
     }
     for position, data in enumerate(document["claims"]):
         path = f"claims.{position}"
@@ -538,6 +589,13 @@ def claims_import(
                         f"{path}.target": f"claim {data['uid']} is here already, as a "
                         f"{claim.get_kind_display().lower()} claim on {claim.target.ref}: a "
                         "claim's kind and target never change"
+                    }
+                )
+            if people.get(data["author"]).pk != claim.author_id:
+                raise ValidationError(
+                    {
+                        f"{path}.author": f"claim {data['uid']} is here already, by "
+                        f"{claim.author.get_username()}: a claim's author never changes"
                     }
                 )
             added = _claim_merge(
@@ -558,23 +616,34 @@ def _lists_import(*, document: Mapping[str, Any], people: _People, report: Impor
     """A list new here is created with its owner; one here already (by uid) gets the
     entries it lacks. Notes of entries here already are kept."""
     uids = [data["uid"] for data in document.get("lists", [])]
-    existing = {found.uid: found for found in NeuronList.objects.filter(uid__in=uids)}
+    existing = {
+        found.uid: found
+        for found in NeuronList.objects.filter(uid__in=uids).select_related("owner")
+    }
     for position, data in enumerate(document.get("lists", [])):
         path = f"lists.{position}"
         neuron_list = existing.get(data["uid"])
+        owner = people.get(data["owner"])
         if neuron_list is None:
+            people.writes_as(owner, f"{path}.owner")
             neuron_list = NeuronList.objects.create(
-                uid=data["uid"],
-                owner=people.get(data["owner"]),
-                title=data["title"],
-                description=data["description"],
+                uid=data["uid"], owner=owner, title=data["title"], description=data["description"]
             )
             existing[data["uid"]] = neuron_list
             report.lists_created += 1
+        elif neuron_list.owner_id != owner.pk:
+            raise ValidationError(
+                {
+                    f"{path}.owner": f"list {data['uid']} is here already, owned by "
+                    f"{neuron_list.owner.get_username()}: a list's owner never changes"
+                }
+            )
         have = set(neuron_list.entries.values_list("neuron_id", flat=True))
         for number, entry in enumerate(data["entries"]):
-            neuron = _target(entry, f"{path}.entries.{number}", document["model"], "ref")
+            where = f"{path}.entries.{number}"
+            neuron = _target(entry, where, document["model"], "ref")
             if neuron.pk not in have:
+                people.writes_as(owner, where)
                 ListEntry.objects.create(neuron_list=neuron_list, neuron=neuron, note=entry["note"])
                 have.add(neuron.pk)
                 report.list_entries += 1
@@ -622,20 +691,26 @@ def _history_import(
         if what == "review":
             reviewer = people.get(item["reviewer"])
             if (number, reviewer.pk, created) in have_reviews:
+                if not people.speaks_for(reviewer):
+                    continue
                 here = Review.objects.filter(
                     claim=claim, revision__number=number, reviewer=reviewer, created=created
                 )
-                if item["hidden"]:  # hidden there since it was imported here
-                    hidden_since += here.filter(hidden=False)
-                if not item["current"]:  # replaced there since it was imported here
-                    superseded += here.values_list("pk", flat=True)
+                # Hidden, or replaced, there since it was imported here.
+                hidden = list(here.filter(hidden=False)) if item["hidden"] else []
+                replaced = [] if item["current"] else list(here.filter(current=True))
+                hidden_since += hidden
+                superseded += [review.pk for review in replaced]
+                added.flags += len(hidden) + len(replaced)
                 continue
         where = f"{path}.{what}s.{index}"
         try:
             if what == "revision":
+                author = people.get(item["author"])
+                people.writes_as(author, f"{where}.author")
                 services.claim_update(
                     claim=claim,
-                    author=people.get(item["author"]),
+                    author=author,
                     based_on=number - 1,
                     label=item["label"],
                     argument=item["argument"],
@@ -644,6 +719,7 @@ def _history_import(
                 ClaimRevision.objects.filter(claim=claim, number=number).update(created=created)
                 added.revisions += 1
             else:
+                people.writes_as(reviewer, f"{where}.reviewer")
                 review = services.claim_review(
                     claim=claim,
                     reviewer=reviewer,
@@ -678,19 +754,21 @@ def _comments_import(
     path: str,
     people: _People,
     importer: AbstractBaseUser,
-) -> int:
-    """The comments the claim does not have yet (same author and time)."""
+    added: _Added,
+) -> None:
+    """The comments the claim does not have yet (same author and time), counted in ``added``."""
     have = set(Comment.objects.filter(claim=claim).values_list("author", "created"))
-    added = 0
     for index, item in enumerate(data["comments"]):
         author = people.get(item["author"])
         if (author.pk, item["created"]) in have:
-            if item["hidden"]:  # hidden there since it was imported here
+            if item["hidden"] and people.speaks_for(author):  # hidden there since imported here
                 for shown in Comment.objects.filter(
                     claim=claim, author=author, created=item["created"], hidden=False
                 ):
                     services.content_hide(moderator=importer, content=shown)
+                    added.flags += 1
             continue
+        people.writes_as(author, f"{path}.comments.{index}.author")
         try:
             comment = services.comment_create(claim=claim, author=author, body=item["body"])
         except ClaimError as exc:
@@ -698,8 +776,7 @@ def _comments_import(
         Comment.objects.filter(pk=comment.pk).update(created=item["created"])
         if item["hidden"]:
             services.content_hide(moderator=importer, content=comment)
-        added += 1
-    return added
+        added.comments += 1
 
 
 def _claim_import(
@@ -711,6 +788,7 @@ def _claim_import(
     importer: AbstractBaseUser,
 ) -> tuple[Claim, _Added]:
     author = people.get(data["author"])
+    people.writes_as(author, f"{path}.author")
     first = min(data["revisions"], key=lambda r: r["number"])
     try:
         claim = services.claim_create(
@@ -727,8 +805,8 @@ def _claim_import(
     ClaimRevision.objects.filter(claim=claim, number=1).update(created=first["created"])
     added = _history_import(claim=claim, data=data, path=path, people=people, importer=importer)
     added.revisions += 1
-    added.comments = _comments_import(
-        claim=claim, data=data, path=path, people=people, importer=importer
+    _comments_import(
+        claim=claim, data=data, path=path, people=people, importer=importer, added=added
     )
     _claim_end_state(claim=claim, data=data, author=author, importer=importer)
     return claim, added
@@ -754,13 +832,21 @@ def _claim_merge(
             )
     before = claim.updated
     added = _history_import(claim=claim, data=data, path=path, people=people, importer=importer)
-    added.comments = _comments_import(
-        claim=claim, data=data, path=path, people=people, importer=importer
+    _comments_import(
+        claim=claim, data=data, path=path, people=people, importer=importer, added=added
     )
-    ended = (data["retracted_at"] and not claim.retracted) or (data["hidden"] and not claim.hidden)
-    if added or ended:
+    retracted = bool(data["retracted_at"]) and not claim.retracted
+    if retracted:  # only its author retracts a claim
+        people.writes_as(claim.author, f"{path}.retracted_at")
+    hide = data["hidden"] and not claim.hidden and people.speaks_for(claim.author)
+    if added or retracted or hide:
         _claim_end_state(
-            claim=claim, data=data, author=claim.author, importer=importer, since=before
+            claim=claim,
+            data=data,
+            author=claim.author,
+            importer=importer,
+            since=before,
+            hide=hide,
         )
     return added
 
@@ -772,9 +858,10 @@ def _claim_end_state(
     author: AbstractBaseUser,
     importer: AbstractBaseUser,
     since: datetime | None = None,
+    hide: bool | None = None,
 ) -> None:
-    """Retracted, hidden and last updated as the document says (not before ``since``, the
-    last update here of a claim merged)."""
+    """Retracted, hidden (or as ``hide`` says) and last updated as the document says (not
+    before ``since``, the last update here of a claim merged)."""
     claim.refresh_from_db()
     updated = max(r["created"] for r in data["revisions"])
     if data["retracted_at"] is not None:
@@ -782,7 +869,7 @@ def _claim_end_state(
             services.claim_retract(claim=claim, author=author)
         updated = max(updated, data["retracted_at"])
         Claim.objects.filter(pk=claim.pk).update(retracted_at=data["retracted_at"])
-    if data["hidden"] and not claim.hidden:
+    if (data["hidden"] if hide is None else hide) and not claim.hidden:
         services.content_hide(moderator=importer, content=claim)
     Claim.objects.filter(pk=claim.pk).update(updated=max(updated, since or updated))
 
@@ -838,6 +925,7 @@ class ImportApi(generics.GenericAPIView):
                     "format": FORMAT,
                     "version": VERSION,
                     "model": "inceptionv1",
+                    "source": "https://microscope.lab-b.example/",
                     "people": [{"username": "alice", "name": "Alice", "institution": "Lab A"}],
                     "claims": [
                         {
@@ -863,8 +951,9 @@ class ImportApi(generics.GenericAPIView):
         description="Staff only. A claim already here (by uid) gets what the document has "
         "and it lacks (later revisions, reviews, comments): importing the same document twice "
         "adds nothing. People from another instance become accounts of their own "
-        "(name@host), never a local account of the same name. All or nothing: on an error "
-        "nothing is stored.",
+        "(name@host), never a local account of the same name; what this instance's own "
+        "people wrote comes only from its own export, and a claim's author or a list's owner "
+        "never changes. All or nothing: on an error nothing is stored.",
     )
     def post(self, request: Request) -> Response:
         document = ExportDoc(data=_without_control_characters(request.data))

@@ -137,7 +137,8 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
         other = sqlite3.connect(settings.DATABASES["default"]["NAME"], isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         read = client.get("/api/v1/me/")
-        claim = {"kind": "feature", "target": "inceptionv1/4c:447", "label": "cars", "argument": "Wheels."}
+        claim = {"kind": "feature", "target": "inceptionv1/4c:447", "label": "cars",
+                 "argument": "Wheels."}
         write = client.post("/api/v1/claims/", claim, format="json")
         other.execute("ROLLBACK")
         touched = ApiToken.objects.get().last_used is not None

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotations import services
@@ -406,7 +407,8 @@ def test_a_review_replaced_there_since_it_was_imported_here_is_replaced_here_too
     curator = User.objects.create_user("curator", is_staff=True)
     claims_import(document=_validated(first), importer=curator)
     assert Claim.objects.get().status == "supported"
-    claims_import(document=_validated(later), importer=curator)
+    report = claims_import(document=_validated(later), importer=curator)
+    assert (report.claims_merged, report.claims_skipped) == (1, 0)  # said, not hidden
     merged = Claim.objects.get()
     assert (merged.status, merged.support_count) == ("proposed", 0)
 
@@ -432,3 +434,135 @@ def test_content_hidden_there_since_it_was_imported_here_is_hidden_here_too(
     merged = Claim.objects.get()
     assert (merged.status, merged.dispute_count) == ("proposed", 0)
     assert merged.reviews.get().hidden and merged.comments.get().hidden
+
+
+EVIL = "https://lab-evil.example/"
+NEW_UID = "2f1c8f0e-5d7b-4c0e-9a55-8f1f7f0b9c11"
+
+
+def _from_elsewhere(document: dict, *, source: str | None = EVIL) -> dict:
+    """``document`` (an export of here) as another instance would send it back: its people
+    of this instance named by their origin."""
+    document = copy.deepcopy(document)
+    if source is None:
+        document.pop("source")
+    else:
+        document["source"] = source
+        for person in document["people"]:
+            person |= {"origin": "http://testserver/", "origin_username": person["username"]}
+    return document
+
+
+def _refused_at(curator: APIClient, document: dict) -> set[str]:
+    response = curator.post("/api/v1/import/", document, format="json")
+    assert response.status_code == 400, response.json()
+    return set(response.json()["error"]["fields"])
+
+
+def test_only_this_instance_s_own_export_writes_as_its_people(
+    history: list[Claim],
+    staff: User,
+    alice: User,
+    client_for: Callable[[User], APIClient],
+) -> None:
+    curator = client_for(staff)
+    now = timezone.now().isoformat()
+    own = curator.get("/api/v1/export/?model=inceptionv1").json()
+    circuit = copy.deepcopy(own["claims"][0])  # alice's, with bob's and carol's reviews
+    new = copy.deepcopy(circuit) | {"uid": NEW_UID, "reviews": [], "comments": []}
+    before = curator.get("/api/v1/export/?model=inceptionv1").json()
+    users = User.objects.count()
+
+    # A new claim, a revision, a review or a comment "by" a person of this instance.
+    elsewhere_new = _from_elsewhere(own) | {"claims": [new]}
+    assert _refused_at(curator, elsewhere_new) == {"claims.0.author"}
+    assert _refused_at(curator, _from_elsewhere(own, source=None) | {"claims": [new]}) == {
+        "claims.0.author"
+    }
+    later = copy.deepcopy(circuit)
+    later["revisions"].append(later["revisions"][-1] | {"number": 3, "label": "trucks"})
+    assert _refused_at(curator, _from_elsewhere(own) | {"claims": [later]}) == {
+        "claims.0.revisions.2.author"
+    }
+    reviewed = copy.deepcopy(circuit)
+    reviewed["reviews"].append(reviewed["reviews"][-1] | {"created": now})
+    assert _refused_at(curator, _from_elsewhere(own) | {"claims": [reviewed]}) == {
+        "claims.0.reviews.3.reviewer"
+    }
+    commented = copy.deepcopy(circuit)
+    commented["comments"] = [{"author": "alice", "body": "hi", "created": now}]
+    assert _refused_at(curator, _from_elsewhere(own) | {"claims": [commented]}) == {
+        "claims.0.comments.0.author"
+    }
+    # Retracting one of theirs, or making one of them.
+    retracted = copy.deepcopy(circuit) | {"retracted_at": now}
+    assert _refused_at(curator, _from_elsewhere(own) | {"claims": [retracted]}) == {
+        "claims.0.retracted_at"
+    }
+    stranger = _from_elsewhere(own) | {"claims": []}
+    stranger["people"].append(
+        {"username": "admin", "origin": "http://testserver/", "origin_username": "admin"}
+    )
+    stranger["lists"] = [
+        {"uid": NEW_UID, "title": "mine", "owner": "admin", "entries": [{"ref": "4c:1"}]}
+    ]
+    assert _refused_at(curator, stranger) == {f"people.{len(stranger['people']) - 1}"}
+
+    # A claim or a list here keeps its author or owner.
+    taken = copy.deepcopy(circuit) | {"author": "mallory"}
+    taken["revisions"][0]["author"] = "mallory"
+    assert _refused_at(curator, _from_elsewhere(own) | {"claims": [taken]}) == {"claims.0.author"}
+    as_alice = client_for(alice)
+    url = as_alice.post("/api/v1/lists/", {"title": "curves"}).json()["api_url"]
+    as_alice.post(f"{url}entries/", {"neuron": "inceptionv1/3b:10", "note": "early"})
+    mine = curator.get("/api/v1/export/?model=inceptionv1").json()["lists"][0]
+    theirs = mine | {"owner": "mallory"}
+    assert _refused_at(curator, _from_elsewhere(own) | {"lists": [theirs]}) == {"lists.0.owner"}
+    added = mine | {"entries": [{"ref": "inceptionv1/4c:1", "note": "EVIL"}]}
+    assert _refused_at(curator, _from_elsewhere(own) | {"lists": [added]}) == {"lists.0.entries.0"}
+
+    # Nothing was stored by any of them.
+    assert User.objects.count() == users + 0
+    after = curator.get("/api/v1/export/?model=inceptionv1").json()
+    assert comparable(after) | {"lists": []} == comparable(before)
+    assert after["lists"] == [mine]
+
+    # A review by one of its own people on a claim of here: another instance adds that.
+    visitor = copy.deepcopy(circuit)
+    visitor["reviews"].append(
+        {
+            "revision": 2,
+            "reviewer": "zed",
+            "verdict": "support",
+            "reason": "checked",
+            "created": now,
+        }
+    )
+    report = curator.post(
+        "/api/v1/import/", _from_elsewhere(own) | {"claims": [visitor]}, format="json"
+    ).json()
+    assert (report["claims_merged"], report["reviews"], report["people_created"]) == (
+        1,
+        1,
+        ["zed@lab-evil.example"],
+    )
+
+
+def test_flags_of_what_is_here_follow_only_its_author_s_own_instance(
+    history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    curator = client_for(staff)
+    own = curator.get("/api/v1/export/?model=inceptionv1").json()
+    statuses = {str(c.uid): (c.status, c.hidden) for c in Claim.objects.all()}
+    # This instance's own export, edited: bob's current review marked replaced, the
+    # circuit and its comment marked hidden. What is here is the truth about its people.
+    edited = copy.deepcopy(own)
+    circuit = edited["claims"][0]
+    circuit["reviews"][-1]["current"] = False
+    circuit["hidden"] = True
+    circuit["comments"][0]["hidden"] = True
+    for document in (edited, _from_elsewhere(edited)):
+        report = curator.post("/api/v1/import/", document, format="json").json()
+        assert (report["claims_skipped"], report["claims_merged"]) == (3, 0), report
+    assert {str(c.uid): (c.status, c.hidden) for c in Claim.objects.all()} == statuses
+    assert not Comment.objects.filter(hidden=True).exists()

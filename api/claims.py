@@ -308,6 +308,8 @@ def _based_on(request: Request, claim: Claim) -> int:
     header = request.headers.get("If-Match", "").strip()
     if not header:
         raise PreconditionRequired()
+    # A weak tag matches too: a proxy that compresses responses (nginx's gzip) turns the
+    # ETag weak on the way, and a revision number is the same revision either way.
     tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
     if "*" in tags:
         raise PreconditionRequired(
@@ -317,7 +319,8 @@ def _based_on(request: Request, claim: Claim) -> int:
     if current not in tags:
         raise PreconditionFailed(
             f"the claim is at revision {claim.revision_number} ({claim_etag(claim)}), not the "
-            f"one you sent ({header}); read it again and redo your edit on top of it"
+            f"one you sent ({header[:100]}{'...' if len(header) > 100 else ''}); read it "
+            "again and redo your edit on top of it"
         )
     return claim.revision_number
 

@@ -12,6 +12,7 @@ a newer export brings the news. People keep the instance they come from.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -44,7 +45,7 @@ from annotations.models import (
     Verdict,
 )
 from annotations.services import ClaimError
-from api.fields import Flag, OneLine, Slug, Text, Whole
+from api.fields import Flag, OneLine, Slug, Text, Uid, Whole
 from neurons.models import Model, Neuron
 from neurons.references import BadReference, find_model, resolve
 from neurons.validation import CONTROL_RE, bidi_closed, visible
@@ -85,6 +86,10 @@ def instance_url(value: str) -> None:
             host = ""
     elif not HOSTNAME_RE.fullmatch(host):
         host = ""
+    if parts.username is not None or parts.password is not None:
+        raise serializers.ValidationError(
+            "an instance's address without a user name or password: it is shown to everyone"
+        )
     if parts.scheme not in ("http", "https") or not host:
         raise serializers.ValidationError(
             "an instance's address, e.g. https://microscope.lab-b.example/"
@@ -128,7 +133,7 @@ class CommentDoc(serializers.Serializer):
 
 
 class ClaimDoc(serializers.Serializer):
-    uid = serializers.UUIDField()
+    uid = Uid()
     kind = serializers.ChoiceField(choices=Kind.choices)
     target = Text(max_length=200, help_text="inceptionv1/4c:447")
     author = Text(**USERNAME)
@@ -162,6 +167,15 @@ class ClaimDoc(serializers.Serializer):
             raise serializers.ValidationError(
                 {"revisions": f"revisions must be numbered 1 to {len(numbers)}, got {numbers}"}
             )
+        dated = sorted(enumerate(data["revisions"]), key=lambda item: item[1]["number"])
+        for (_, earlier), (index, later) in itertools.pairwise(dated):
+            if later["created"] + CLOCK_SKEW < earlier["created"]:
+                raise serializers.ValidationError(
+                    {
+                        f"revisions.{index}.created": f"revision {later['number']} is dated "
+                        f"before revision {earlier['number']}"
+                    }
+                )
         for review in data["reviews"]:
             if review["revision"] > len(numbers):
                 raise serializers.ValidationError(
@@ -205,7 +219,7 @@ class ListEntryDoc(serializers.Serializer):
 
 
 class ListDoc(serializers.Serializer):
-    uid = serializers.UUIDField()
+    uid = Uid()
     title = OneLine(max_length=200)
     description = Text(allow_blank=True, max_length=5000, required=False, default="")
     owner = Text(**USERNAME)

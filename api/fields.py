@@ -57,13 +57,26 @@ class Input(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields) - self.NOT_FIELDS)
+            writable = {name for name, f in self.fields.items() if not f.read_only}
+            # A read-only field (a list's owner, uid or entries) is refused too: it is no
+            # more set by a PATCH than a field that does not exist.
+            unknown = sorted(set(data) - writable - self.NOT_FIELDS, key=str)
             if unknown:
                 known = ", ".join(name for name, f in self.fields.items() if not f.read_only)
                 raise serializers.ValidationError(
                     {str(name)[:40]: [f"not a field here; the fields are {known}"]
                      for name in unknown[:10]}
                 )  # fmt: skip
+        return super().to_internal_value(data)
+
+
+class Uid(serializers.UUIDField):
+    """A UUIDField that takes only a string: DRF's reads the number 0 (or ``true``) as the
+    UUID of that integer."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
         return super().to_internal_value(data)
 
 

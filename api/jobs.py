@@ -62,7 +62,7 @@ class RenderPlanSerializer(serializers.Serializer):
 
 
 class RenderRequestInput(Input):
-    neuron = Text(max_length=200, help_text="mobilenet_v2/features.3:12")
+    neuron = Text(max_length=200, help_text="mobilenet_v2/features_3:12")
     kinds = serializers.ListField(
         child=serializers.ChoiceField(choices=kinds.choices(requestable=True)),
         required=False,
@@ -125,11 +125,11 @@ class RenderJobListApi(generics.GenericAPIView):
             202: OpenApiResponse(RenderPlanSerializer, "queued (or joined) jobs to poll"),
         },
         examples=[
-            OpenApiExample("What the neuron lacks", value={"neuron": "mobilenet_v2/features.3:12"}),
+            OpenApiExample("What the neuron lacks", value={"neuron": "mobilenet_v2/features_3:12"}),
             OpenApiExample(
                 "A quick feature visualization",
                 value={
-                    "neuron": "mobilenet_v2/features.3:12",
+                    "neuron": "mobilenet_v2/features_3:12",
                     "kinds": ["featurevis"],
                     "steps": 64,
                     "size": 64,

@@ -134,6 +134,9 @@ def test_lists_over_the_api(
     assert long.status_code == 400 and "note" in long.json()["error"]["fields"]
     empty = mine.post("/api/v1/lists/", {"title": ""})
     assert empty.status_code == 400 and "title" in empty.json()["error"]["fields"]
+    for fixed in ("owner", "uid", "entries"):  # read only: refused, not ignored
+        changed = mine.patch(url, {"title": "x", fixed: "bob"}, format="json")
+        assert changed.status_code == 400 and fixed in changed.json()["error"]["fields"]
     nul = mine.patch(url, {"title": "a\x00b"}, format="json")
     assert nul.status_code == 400
     assert mine.patch(url, {"title": "car parts 2"}, format="json").json()["title"] == "car parts 2"

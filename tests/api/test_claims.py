@@ -131,6 +131,8 @@ def test_an_edit_needs_the_current_etag(as_alice: APIClient) -> None:
     error = stale.json()["error"]
     assert error["code"] == "precondition_failed" and "revision 2" in error["message"]
     assert Claim.objects.get().revision_number == 2  # nothing overwritten
+    long = as_alice.patch(url, edit, format="json", HTTP_IF_MATCH='"x' + "y" * 12_000 + '"')
+    assert long.status_code == 412 and len(long.json()["error"]["message"]) < 300
 
     weak = as_alice.put(
         url,

@@ -244,6 +244,19 @@ class ExportDoc(serializers.Serializer):
         many=True, required=False, default=list, help_text="lists with neurons of the model"
     )
 
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """One entry per person, claim and list: a second one of the same name or uid
+        would be merged into the first, or win over it, unseen."""
+        for name, key in (("people", "username"), ("claims", "uid"), ("lists", "uid")):
+            seen: set[Any] = set()
+            for index, item in enumerate(data[name]):
+                if item[key] in seen:
+                    raise serializers.ValidationError(
+                        {f"{name}.{index}.{key}": f"{item[key]} is in the document twice"}
+                    )
+                seen.add(item[key])
+        return data
+
 
 # Export (a read) -----------------------------------------------------------------------------
 

@@ -51,6 +51,17 @@ def finite_float(text: str) -> float:
     return value
 
 
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object, refused if it names a key twice (``{"label": "a", "label": "b"}``): which
+    one was meant is not a guess, as for a query parameter given twice."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key[:40]!r} is given twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
 class JSONParser(parsers.JSONParser):
     def parse(
         self,
@@ -60,7 +71,11 @@ class JSONParser(parsers.JSONParser):
     ) -> Any:
         encoding = parsers.get_encoding(parser_context or {})
         try:
-            data = json.load(codecs.getreader(encoding)(stream), parse_float=finite_float)
+            data = json.load(
+                codecs.getreader(encoding)(stream),
+                parse_float=finite_float,
+                object_pairs_hook=_no_repeated_keys,
+            )
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
         except ValueError as exc:

@@ -144,6 +144,10 @@ def test_json_nested_a_hundred_thousand_deep_is_a_400(
         response = as_alice.post("/api/v1/claims/", body, content_type="application/json")
         assert response.status_code == 400
         assert "nested too deeply" in response.json()["error"]["message"]
+    twice = '{"target": "inceptionv1/4c:1", "kind": "feature", "label": "a", "label": "b"}'
+    response = as_alice.post("/api/v1/claims/", twice, content_type="application/json")
+    assert response.status_code == 400
+    assert "the key 'label' is given twice" in response.json()["error"]["message"]
     assert not Claim.objects.exists()
 
 
@@ -180,6 +184,13 @@ def test_an_import_naming_an_instance_or_a_person_no_url_can_carry_is_refused(
     for source in ("javascript:alert(1)", "lab b", "ftp://lab-b.example/"):
         broken = copy.deepcopy(document) | {"source": source}
         assert curator.post("/api/v1/import/", broken, format="json").status_code == 400
+    # The same person, or claim, twice.
+    for name in ("people", "claims"):
+        doubled = copy.deepcopy(document)
+        doubled[name].append(doubled[name][0])
+        response = curator.post("/api/v1/import/", doubled, format="json")
+        key = "username" if name == "people" else "uid"
+        assert set(response.json()["error"]["fields"]) == {f"{name}.{len(doubled[name]) - 1}.{key}"}
     # Revision 2 dated (more than a day) before revision 1.
     now = timezone.now()
     shuffled = copy.deepcopy(document)

@@ -4,6 +4,7 @@ command's work, never a page's)."""
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from django.db import transaction
 
 from neurons.models import Layer, Model, Neuron
 from render import organisms
+from render.catalog import WeightsError
 from render.organisms import LayerSpec, Organism
 from render.weights import identity_skip
 
@@ -58,15 +60,33 @@ def weights_install(*, organism: Organism, source: Path | None, download: bool) 
         loaded = organisms.load(organism, source)  # checks sha256 prefix and a strict load
         target = weights_dir / organism.weights_filename
         if source.resolve() != target.resolve():
-            weights_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            _install(source, target)
         return loaded.weights_sha256
     path = organisms.find_weights(organism, weights_dir)
     if path is None and download:
         path = organisms.download_weights(organism, weights_dir)
     if path is None:
         return ""
+    if not organism.weights_sha256_prefix:
+        # No published checksum says a file there is the right one (it may be a copy cut
+        # short): it must load, strictly, as one given with --weights does.
+        return organisms.load(organism, path).weights_sha256
     return organisms.check_weights(organism, path)
+
+
+def _install(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` whole or not at all: into a file beside it, renamed
+    over it once complete, so a disk that fills up midway leaves the weights there intact."""
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise WeightsError(
+            f"could not copy the weights to {target}: {error.strerror or error}"
+        ) from None
 
 
 @transaction.atomic

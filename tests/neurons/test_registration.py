@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import resource
 from io import StringIO
 from pathlib import Path
 
@@ -82,6 +83,39 @@ def test_add_model_installs_a_given_weights_file_after_checking_it(tmp_path: Pat
     add_model("mobilenet_v2", "--weights", str(source))
     installed = Path(settings.WEIGHTS_DIR) / organism.weights_filename
     assert organisms.file_sha256(installed).startswith("b0353104")
+
+
+@pytest.mark.django_db
+def test_weights_are_installed_whole_or_not_at_all(tmp_path: Path) -> None:
+    organism = organisms.get("mobilenet_v2")
+    source = organisms.find_weights(organism, tmp_path)
+    assert source is not None
+    add_model("mobilenet_v2", "--weights", str(source))
+    installed = Path(settings.WEIGHTS_DIR) / organism.weights_filename
+    before = organisms.file_sha256(installed)
+    # A disk that fills up at 1 MB, for this process (Python ignores SIGXFSZ: the write
+    # fails with EFBIG), while the same file is installed again.
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, hard))
+    try:
+        with pytest.raises(CommandError, match="could not copy the weights to .*: File too"):
+            add_model("mobilenet_v2", "--weights", str(source))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert organisms.file_sha256(installed) == before
+    assert sorted(p.name for p in installed.parent.iterdir()) == [installed.name]
+
+
+@pytest.mark.django_db
+def test_a_weights_file_without_a_published_checksum_must_load_to_be_taken() -> None:
+    organism = organisms.get("inceptionv1")
+    path = Path(settings.WEIGHTS_DIR) / organism.weights_filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(organism.architecture().state_dict(), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
+    with pytest.raises(CommandError, match="does not load into inceptionv1"):
+        add_model("inceptionv1")
+    assert not Model.objects.exists()
 
 
 @pytest.mark.django_db

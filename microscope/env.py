@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE = {"1", "true", "yes", "on"}
@@ -14,7 +16,28 @@ FALSE = {"0", "false", "no", "off", ""}
 
 
 def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    """The variable's text; unset or empty, the default (``MICROSCOPE_VAR_DIR=`` is no
+    folder, nor ``CELERY_BROKER_URL=`` a broker: an empty one meant the current folder, or
+    a RabbitMQ nobody ran)."""
+    return os.environ.get(name, "").strip() or default
+
+
+def env_choice(name: str, default: str, pattern: str, example: str) -> str:
+    """``env_str`` whose value must match ``pattern`` (case-insensitive) as a whole."""
+    value = env_str(name, default)
+    if not re.fullmatch(pattern, value, re.IGNORECASE):
+        raise ImproperlyConfigured(f"{name}={value!r:.80} is not valid here; e.g. {example}")
+    return value
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """An API throttle's rate, ``600/min`` (second, minute, hour or day); empty turns it off."""
+    value = os.environ.get(name, default).strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name}={value!r:.80} is not a rate; e.g. 600/min, 10/s")
+    return value
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -28,18 +51,34 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use 1/0, true/false, yes/no")
 
 
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None:
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    """A whole number in ASCII digits, at least ``minimum``; unset or empty, the default."""
+    value = os.environ.get(name, "").strip()
+    if not value:
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+    if not re.fullmatch(r"-?[0-9]+", value):
+        raise ImproperlyConfigured(f"{name}={value!r:.80} is not a whole number")
+    if int(value) < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is less than {minimum}, the least it can be")
+    return int(value)
 
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def database_url(conn_max_age: int, var_dir: Path) -> dict[str, Any]:
+    """Django's database from DATABASE_URL (default: SQLite in ``var_dir``); a URL that
+    does not parse is a configuration error that says so, not the library's traceback."""
+    value = env_str("DATABASE_URL", f"sqlite:///{var_dir / 'db.sqlite3'}")
+    try:
+        return dj_database_url.parse(value, conn_max_age=conn_max_age)
+    except ValueError as error:  # its UnknownSchemeError and ParseError among them
+        shown = re.sub(r"//[^@/]*@", "//...@", value)[:120]  # no password in a log
+        raise ImproperlyConfigured(
+            f"DATABASE_URL={shown!r} is not a database URL ({error}); e.g. "
+            "postgres://user@host:5432/name or sqlite:////absolute/path.sqlite3"
+        ) from None
 
 
 def local_secret_key(path: Path) -> str:

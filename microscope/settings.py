@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dj_database_url
-
 from microscope.env import (
+    database_url,
     env_bool,
+    env_choice,
     env_int,
     env_list,
+    env_rate,
     env_str,
     local_secret_key,
     s3_storages,
@@ -107,19 +108,16 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-    )
-}
+DATABASES = {"default": database_url(env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0), VAR_DIR)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The site and its worker write to one SQLite file; wait for locks instead of failing.
     # IMMEDIATE: a transaction takes the write lock as it begins, so that two that read and
     # then write wait their turn rather than one failing at once ("database is locked").
     DATABASES["default"]["OPTIONS"] = {
-        "timeout": env_int("MICROSCOPE_SQLITE_TIMEOUT", 20),  # seconds a write waits its turn
+        "timeout": env_int(
+            "MICROSCOPE_SQLITE_TIMEOUT", 20, minimum=0
+        ),  # seconds a write waits its turn
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -130,7 +128,9 @@ if env_str("CACHE_URL", ""):
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": env_str("CACHE_URL", ""),
+            "LOCATION": env_choice(
+                "CACHE_URL", "", r"(redis|rediss|unix)://.+", "redis://host:6379/0"
+            ),
         }
     }
 
@@ -177,7 +177,7 @@ LOGOUT_REDIRECT_URL = "/"
 # Reverse proxies in front of the site whose X-Forwarded-For is trusted (0: none, a client's
 # address is the connection's): the API's throttles and the login lockout count per address
 # (api.clients.client_ip).
-MICROSCOPE_TRUSTED_PROXIES = env_int("MICROSCOPE_TRUSTED_PROXIES", 0)
+MICROSCOPE_TRUSTED_PROXIES = env_int("MICROSCOPE_TRUSTED_PROXIES", 0, minimum=0)
 
 REST_FRAMEWORK = {
     # JSON only: the browsable HTML renderer needs a serializer per view; /api/docs/ is the
@@ -201,8 +201,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.AnonThrottle", "api.throttling.UserThrottle"],
     # e.g. "600/min"; empty turns a throttle off. Counted in the default cache (CACHE_URL).
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env_str("API_THROTTLE_ANON", "600/min") or None,
-        "user": env_str("API_THROTTLE_USER", "6000/min") or None,
+        "anon": env_rate("API_THROTTLE_ANON", "600/min"),
+        "user": env_rate("API_THROTTLE_USER", "6000/min"),
     },
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
 }
@@ -259,7 +259,9 @@ if CELERY_WORKER_DISABLE_PREFETCH:
     }
 
 # Renders (jobs app). Device: "" picks cuda when there is one, else cpu.
-MICROSCOPE_RENDER_DEVICE = env_str("MICROSCOPE_RENDER_DEVICE", "")
+MICROSCOPE_RENDER_DEVICE = env_choice(
+    "MICROSCOPE_RENDER_DEVICE", "", r"|cpu|cuda(:[0-9]+)?|mps", "cpu, cuda, cuda:1"
+)
 MICROSCOPE_RENDER_BATCH = env_int("MICROSCOPE_RENDER_BATCH", 32)  # channels optimized at once
 MICROSCOPE_RENDER_STEPS = env_int("MICROSCOPE_RENDER_STEPS", 512)  # default budget of requests
 MICROSCOPE_RENDER_SIZE = env_int("MICROSCOPE_RENDER_SIZE", 128)
@@ -285,7 +287,7 @@ MICROSCOPE_UPLOAD_MAX_BYTES = env_int("MICROSCOPE_UPLOAD_MAX_BYTES", 10 * 1024 *
 MICROSCOPE_UPLOAD_MAX_PIXELS = env_int("MICROSCOPE_UPLOAD_MAX_PIXELS", 40_000_000)
 # A worker records a job's progress at most this often (a write, and the moment it sees
 # that the job was cancelled).
-MICROSCOPE_JOB_PROGRESS_MS = env_int("MICROSCOPE_JOB_PROGRESS_MS", 500)
+MICROSCOPE_JOB_PROGRESS_MS = env_int("MICROSCOPE_JOB_PROGRESS_MS", 500, minimum=0)
 MICROSCOPE_MODEL_CACHE = env_int("MICROSCOPE_MODEL_CACHE", 2)  # models kept per worker process
 
 # Media on disk by default; MICROSCOPE_S3_BUCKET puts it in S3-compatible object storage
@@ -297,5 +299,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice(
+            "LOG_LEVEL", "INFO", "DEBUG|INFO|WARNING|ERROR|CRITICAL", "INFO or DEBUG"
+        ).upper(),
+    },
 }

@@ -98,7 +98,7 @@ def test_weights_are_installed_whole_or_not_at_all(tmp_path: Path) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, hard))
     try:
-        with pytest.raises(CommandError, match="could not copy the weights to .*: File too"):
+        with pytest.raises(CommandError, match=r"could not copy the weights to .*: File too"):
             add_model("mobilenet_v2", "--weights", str(source))
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))

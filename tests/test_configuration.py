@@ -1,0 +1,74 @@
+"""Settings from the environment: a bad value is one line naming the variable, and an empty
+one is the default."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from microscope.env import database_url, env_choice, env_int, env_rate, env_str
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("-5", "MICROSCOPE_X=-5 is less than 1"),
+        ("0", "MICROSCOPE_X=0 is less than 1"),
+        ("\u0661\u0662", "is not a whole number"),  # Arabic-Indic digits
+        ("1_000", "is not a whole number"),
+        ("12.5", "is not a whole number"),
+    ],
+)
+def test_a_number_is_ascii_digits_and_at_least_its_least(
+    monkeypatch: pytest.MonkeyPatch, value: str, said: str
+) -> None:
+    monkeypatch.setenv("MICROSCOPE_X", value)
+    with pytest.raises(ImproperlyConfigured, match=said):
+        env_int("MICROSCOPE_X", 5)
+
+
+def test_empty_is_the_default_and_bad_values_name_their_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("MICROSCOPE_X", "MICROSCOPE_VAR_DIR", "CELERY_BROKER_URL", "DATABASE_URL"):
+        monkeypatch.setenv(name, " ")
+    assert env_str("MICROSCOPE_VAR_DIR", "var") == "var"
+    assert env_str("CELERY_BROKER_URL", "filesystem://localhost//") == "filesystem://localhost//"
+    assert env_int("MICROSCOPE_X", 5) == 5 and env_int("MICROSCOPE_X", 0, minimum=0) == 0
+    assert database_url(60, tmp_path)["NAME"] == str(tmp_path / "db.sqlite3")
+    monkeypatch.setenv("API_THROTTLE_ANON", "")
+    assert env_rate("API_THROTTLE_ANON", "600/min") is None  # off
+    for rate in ("10/fortnight", "garbage", "-1/min"):
+        monkeypatch.setenv("API_THROTTLE_ANON", rate)
+        with pytest.raises(ImproperlyConfigured, match=r"API_THROTTLE_ANON=.* is not a rate"):
+            env_rate("API_THROTTLE_ANON", "600/min")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    assert env_choice("LOG_LEVEL", "INFO", "DEBUG|INFO", "INFO") == "debug"
+    monkeypatch.setenv("MICROSCOPE_RENDER_DEVICE", "tpu")
+    with pytest.raises(ImproperlyConfigured, match="MICROSCOPE_RENDER_DEVICE='tpu'"):
+        env_choice("MICROSCOPE_RENDER_DEVICE", "", "|cpu|cuda", "cpu")
+    for url in ("garbage", "postgres://u:secret@h:notaport/db"):
+        monkeypatch.setenv("DATABASE_URL", url)
+        with pytest.raises(ImproperlyConfigured, match=r"DATABASE_URL=.* is not a database URL"):
+            database_url(60, tmp_path)
+    with pytest.raises(ImproperlyConfigured) as refused:
+        database_url(60, tmp_path)
+    assert "secret" not in str(refused.value)
+
+
+def test_a_command_run_with_a_bad_variable_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"MICROSCOPE_VAR_DIR": str(tmp_path), "LOG_LEVEL": "loud"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr == "configuration: LOG_LEVEL='loud' is not valid here; e.g. INFO or DEBUG\n"
+    )

@@ -168,6 +168,7 @@ def test_a_lab_scripts_its_accounts_with_a_command(db: None) -> None:
         (["--name", "n" * 500], "--name: Ensure this value has at most 120"),
         (["--name", "a\x01b"], "--name: must not contain control characters"),
         (["--email", "notanemail"], "--email: Enter a valid email"),
+        (["--email", "a" * 300 + "@b.com"], "--email: at most 254 characters"),
     ):
         with pytest.raises(CommandError, match=message):
             call_command("user_create", "marie", *option)
@@ -176,4 +177,22 @@ def test_a_lab_scripts_its_accounts_with_a_command(db: None) -> None:
         call_command("user_create", "mariecurie", "--password-stdin", stdin=password)
     with pytest.raises(CommandError, match="stdin gave none"):
         call_command("user_create", "marie", "--password-stdin", stdin=io.StringIO(""))
+    # No password the log-in form could not send: a NUL, or stdin's bytes that are not
+    # UTF-8 (read as surrogates).
+    for typed, message in (
+        ("Corr\x00ect-9!battery", "control character"),
+        ("Corr\udcffect-9!battery", "not UTF-8"),
+    ):
+        with pytest.raises(CommandError, match=message):
+            call_command("user_create", "marie", "--password-stdin", stdin=io.StringIO(typed))
+    with pytest.raises(CommandError, match="username: give one"):
+        call_command("user_create", "")
     assert not User.objects.filter(username="marie").exists()
+    # A password typed on Windows ends in \r\n: it is the password without them.
+    call_command(
+        "user_create", "marie", "--password-stdin", stdin=io.StringIO("CorrectHorse9!battery\r\n")
+    )
+    assert User.objects.get(username="marie").check_password("CorrectHorse9!battery")
+    # The longest username is its own default name, cut to a name's 120 characters.
+    call_command("user_create", "u" * 150)
+    assert User.objects.get(username="u" * 150).profile.name == "u" * 120

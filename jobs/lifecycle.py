@@ -4,6 +4,7 @@ of workers (and redelivered messages) can race for a job harmlessly."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -17,6 +18,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from jobs.models import RenderJob
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ClaimOutcome",
@@ -47,10 +50,24 @@ def worker_name() -> str:
 
 
 def render_job_enqueue(job_id: int, task_id: str) -> None:
-    """Publish the job's message (its id only) to the ``gpu`` queue."""
+    """Publish the job's message (its id only) to the ``gpu`` queue.
+
+    The job is stored already (this runs on commit): a broker that cannot be reached is a
+    warning, not an error for the request or command that asked. The job stays queued, and
+    the workers' sweep publishes it again (``MICROSCOPE_JOB_REPUBLISH_SECONDS``)."""
+    from kombu.exceptions import OperationalError
+
     from jobs import tasks  # Celery loads with the first message a process sends
 
-    tasks.render_task.apply_async(args=[job_id], task_id=task_id)
+    try:
+        tasks.render_task.apply_async(args=[job_id], task_id=task_id)
+    except OperationalError as error:
+        logger.warning(
+            "job %s is queued, but the broker could not be reached (%s): it is published "
+            "again once workers sweep the queue",
+            job_id,
+            error,
+        )
 
 
 def render_job_publish(*, job_id: int, unless_since: datetime | None = None) -> bool:

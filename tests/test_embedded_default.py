@@ -151,3 +151,12 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
     assert result.stdout.split() == ["200", "busy", "False", "503", "5", "busy", "201"], (
         result.stdout + result.stderr
     )
+
+    # A broker that cannot be reached: the job, stored already, stays queued for the sweep,
+    # and whoever asked (a page, a command) hears a warning, not a traceback.
+    unreachable = "import django; django.setup(); from jobs.lifecycle import render_job_enqueue;"
+    unreachable += "render_job_enqueue(1, 'task'); print('answered')"
+    result = site_python(unreachable, env={**env, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"})
+    assert result.stdout.split() == ["answered"], result.stderr
+    assert "job 1 is queued, but the broker could not be reached" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -83,17 +84,34 @@ def database_url(conn_max_age: int, var_dir: Path) -> dict[str, Any]:
 
 def local_secret_key(path: Path) -> str:
     """A random secret key made once and kept in ``path`` (readable by its owner only), for
-    a site run without DJANGO_SECRET_KEY: never a key that is public in the code."""
-    if not path.exists():
+    a site run without DJANGO_SECRET_KEY: never a key that is public in the code.
+
+    It is written whole to a file beside it and linked into place, so that a process that
+    starts meanwhile (the worker) reads the same key, never an empty one; an empty file
+    that an older version left is replaced."""
+    try:
+        key = path.read_text().strip() if path.exists() else ""
+        if key:
+            return key
         path.parent.mkdir(parents=True, exist_ok=True)
+        fd, made = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0600
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process (the worker) made it meanwhile
+            if path.exists():
+                os.replace(made, path)  # it was empty
+            else:
+                os.link(made, path)  # fails if another process linked its key first
+        except FileExistsError:
             pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+        finally:
+            Path(made).unlink(missing_ok=True)
+        return path.read_text().strip()
+    except OSError as error:
+        raise ImproperlyConfigured(
+            f"the secret key file {path} cannot be made or read ({error.strerror or error}); "
+            "set DJANGO_SECRET_KEY, or MICROSCOPE_VAR_DIR to a folder this user may write"
+        ) from None
 
 
 def s3_storages() -> dict[str, dict[str, Any]]:

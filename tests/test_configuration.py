@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from microscope.env import database_url, env_choice, env_int, env_rate, env_str
+from microscope.env import database_url, env_choice, env_int, env_rate, env_str, local_secret_key
 from tests.conftest import REPO
 
 
@@ -72,3 +72,18 @@ def test_a_command_run_with_a_bad_variable_says_so_in_one_line(tmp_path: Path) -
     assert (
         result.stderr == "configuration: LOG_LEVEL='loud' is not valid here; e.g. INFO or DEBUG\n"
     )
+
+
+def test_the_local_secret_key_is_made_once_whole_and_an_empty_one_is_replaced(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "var" / "secret_key"
+    key = local_secret_key(path)
+    assert len(key) > 40 and local_secret_key(path) == key
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["secret_key"]
+    path.write_text("")  # as a crash between creating the file and writing it once left it
+    assert len(local_secret_key(path)) > 40
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    with pytest.raises(ImproperlyConfigured, match="cannot be made or read"):
+        local_secret_key(tmp_path / "blocked" / "secret_key")

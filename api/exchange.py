@@ -11,8 +11,10 @@ a newer export brings the news. People keep the instance they come from.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import itertools
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core import signing
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
@@ -240,6 +243,12 @@ class ExportDoc(serializers.Serializer):
     )
     people = PersonDoc(many=True, required=False, default=list)
     claims = ClaimDoc(many=True)
+    signature = Text(
+        max_length=200,
+        required=False,
+        help_text="the exporting instance's: imported back there unedited, it is a restore "
+        "(the only document that adds what that instance's own people made)",
+    )
     lists = ListDoc(
         many=True, required=False, default=list, help_text="lists with neurons of the model"
     )
@@ -418,6 +427,7 @@ class ImportReport:
     lists_created: int = 0
     list_entries: int = 0  # entries added to lists, new or here already
     people_created: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # what was left out, and why
 
 
 class _People:
@@ -435,10 +445,19 @@ class _People:
     imported stays there."""
 
     def __init__(
-        self, people: Iterable[Mapping[str, str]], source: str, here: str, report: ImportReport
+        self,
+        people: Iterable[Mapping[str, str]],
+        source: str,
+        here: str,
+        report: ImportReport,
+        own: bool = False,
     ) -> None:
         self.known = {person["username"]: (i, person) for i, person in enumerate(people)}
-        self.source, self.here = _instance(source), _instance(here)
+        self.here = _instance(here)
+        # This instance's own export, its signature says: its people are its own, whatever
+        # host name it was exported under (127.0.0.1 or localhost).
+        self.own = own
+        self.source = self.here if own else _instance(source)
         self.users: dict[str, AbstractBaseUser] = {}
         self.origins: dict[int, str] = {}  # a user's instance, "" for this one
         self.report = report
@@ -456,8 +475,8 @@ class _People:
         return self.users[username]
 
     def _own(self) -> bool:
-        """Whether the document is this instance's own export."""
-        return self.source == self.here
+        """Whether the document is this instance's own export, unedited (signed here)."""
+        return self.own
 
     def _local(self, username: str, person: Mapping[str, str], where: str) -> AbstractBaseUser:
         User = get_user_model()
@@ -483,10 +502,16 @@ class _People:
             self.origins[user.pk] = _instance(found or "")
         return self.origins[user.pk]
 
+    def lacks(self, user: AbstractBaseUser) -> bool:
+        """Whether what a document says ``user`` made is not to be taken: they are a person
+        of this instance, and the document is not its own (what this instance lacks of
+        theirs, they deleted here, or they never made)."""
+        return not self._origin(user) and not self._own()
+
     def writes_as(self, user: AbstractBaseUser, where: str) -> None:
         """Refuse (at ``where``) to add or change, in the name of a person of this instance,
         what a document from elsewhere says they wrote."""
-        if not self._origin(user) and not self._own():
+        if self.lacks(user):
             raise ValidationError(
                 {
                     where: f"{user.get_username()} is a person of this instance, who wrote all "
@@ -554,9 +579,17 @@ def _without_control_characters(data: Any) -> Any:
 
 
 def _instance(url: str) -> str:
-    """An instance's address, as exports name it: scheme and host, no path."""
+    """An instance's address, as exports name it: scheme and host, no path; in lower case
+    and without the scheme's default port (``https://LAB-A.example:443/`` is
+    ``https://lab-a.example/``)."""
     parts = urlsplit(url.strip())
-    return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else url.strip()
+    if not (parts.scheme and parts.netloc):
+        return url.strip()
+    scheme, netloc = parts.scheme.lower(), parts.netloc.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    if default and netloc.endswith(default):
+        netloc = netloc.removesuffix(default)
+    return f"{scheme}://{netloc}/"
 
 
 def _refused(path: str, error: ClaimError | BadReference) -> ValidationError:
@@ -579,7 +612,11 @@ class _Added:
 
 @transaction.atomic
 def claims_import(
-    *, document: Mapping[str, Any], importer: AbstractBaseUser, here: str = ""
+    *,
+    document: Mapping[str, Any],
+    importer: AbstractBaseUser,
+    here: str = "",
+    own: bool = False,
 ) -> ImportReport:
     """Take a validated export document in. All of it, or nothing (ValidationError with the
     path of what is wrong: ``claims.3.revisions.1.expression``).
@@ -587,12 +624,13 @@ def claims_import(
     A claim new here is created with its history; a claim here already (by uid) gets what
     the document has and it lacks: later revisions, reviews and comments (importing the
     same document again adds nothing). ``here``: this instance's address, to tell its own
-    people from another instance's.
+    people from another instance's; ``own``: the document is this instance's own export,
+    unedited (:func:`signed_here`), which alone adds what its people made.
     """
     if not importer.is_staff:
         raise ValidationError("only staff import")
     report = ImportReport()
-    people = _People(document.get("people", []), document.get("source", ""), here, report)
+    people = _People(document.get("people", []), document.get("source", ""), here, report, own)
     uids = [c["uid"] for c in document["claims"]]
     existing = {
         claim.uid: claim
@@ -652,7 +690,12 @@ def _lists_import(*, document: Mapping[str, Any], people: _People, report: Impor
         neuron_list = existing.get(data["uid"])
         owner = people.get(data["owner"])
         if neuron_list is None:
-            people.writes_as(owner, f"{path}.owner")
+            if people.lacks(owner):  # deleted here, or never made: not made again from here
+                report.ignored.append(
+                    f"{path}: {owner.get_username()}'s list {data['uid']}, which this "
+                    "instance does not have, from another instance's document"
+                )
+                continue
             neuron_list = NeuronList.objects.create(
                 uid=data["uid"], owner=owner, title=data["title"], description=data["description"]
             )
@@ -670,7 +713,12 @@ def _lists_import(*, document: Mapping[str, Any], people: _People, report: Impor
             where = f"{path}.entries.{number}"
             neuron = _target(entry, where, document["model"], "ref")
             if neuron.pk not in have:
-                people.writes_as(owner, where)
+                if people.lacks(owner):  # removed here, or never added
+                    report.ignored.append(
+                        f"{where}: {neuron.ref} in {owner.get_username()}'s list, which this "
+                        "instance does not have, from another instance's document"
+                    )
+                    continue
                 ListEntry.objects.create(neuron_list=neuron_list, neuron=neuron, note=entry["note"])
                 have.add(neuron.pk)
                 report.list_entries += 1
@@ -901,6 +949,27 @@ def _claim_end_state(
     Claim.objects.filter(pk=claim.pk).update(updated=max(updated, since or updated))
 
 
+_SIGNER_SALT = "microscope.export"
+
+
+def _canonical(document: Mapping[str, Any]) -> str:
+    rest = {key: value for key, value in document.items() if key != "signature"}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def export_signature(document: Mapping[str, Any]) -> str:
+    """This instance's signature of an export (HMAC with its secret key, over the document
+    as JSON): importing it back here, and only unedited, is a restore of its own."""
+    return signing.Signer(salt=_SIGNER_SALT).signature(_canonical(document))
+
+
+def signed_here(document: Any) -> bool:
+    if not isinstance(document, Mapping) or not isinstance(document.get("signature"), str):
+        return False
+    expected = export_signature(document)
+    return hmac.compare_digest(expected, document["signature"])
+
+
 # Views -----------------------------------------------------------------------------------------
 
 
@@ -920,6 +989,11 @@ class ImportReportSerializer(serializers.Serializer):
     lists_created = serializers.IntegerField()
     list_entries = serializers.IntegerField(help_text="entries added to lists")
     people_created = serializers.ListField(child=Text())
+    ignored = serializers.ListField(
+        child=Text(),
+        help_text="what was left out, and why: e.g. a list of this instance's "
+        "people that it no longer has",
+    )
 
 
 class ExportApi(generics.GenericAPIView):
@@ -934,7 +1008,9 @@ class ExportApi(generics.GenericAPIView):
         document = claims_export(
             model=model, viewer=request.user, source=request.build_absolute_uri("/")
         )
-        return Response(ExportDoc(document).data)
+        body = ExportDoc(document).data
+        body["signature"] = export_signature(body)
+        return Response(body)
 
 
 class ImportApi(generics.GenericAPIView):
@@ -983,11 +1059,13 @@ class ImportApi(generics.GenericAPIView):
         "never changes. All or nothing: on an error nothing is stored.",
     )
     def post(self, request: Request) -> Response:
+        own = signed_here(request.data)
         document = ExportDoc(data=_without_control_characters(request.data))
         document.is_valid(raise_exception=True)
         report = claims_import(
             document=document.validated_data,
             importer=request.user,
             here=request.build_absolute_uri("/"),
+            own=own,
         )
         return Response(asdict(report))

@@ -50,6 +50,8 @@ def api_token_touch(*, token: ApiToken) -> None:
         try:
             with transaction.atomic():
                 ApiToken.objects.filter(pk=token.pk).update(last_used=now)
-        except OperationalError:
+        except OperationalError as error:
+            if "database is locked" not in str(error):
+                raise
             return
         token.last_used = now

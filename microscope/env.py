@@ -16,11 +16,23 @@ TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 
 
+def _set_but_empty(name: str, default: object) -> ImproperlyConfigured:
+    return ImproperlyConfigured(
+        f"{name} is set but empty: unset it for the default ({default}), or give a value"
+    )
+
+
 def env_str(name: str, default: str) -> str:
-    """The variable's text; unset or empty, the default (``MICROSCOPE_VAR_DIR=`` is no
-    folder, nor ``CELERY_BROKER_URL=`` a broker: an empty one meant the current folder, or
-    a RabbitMQ nobody ran)."""
-    return os.environ.get(name, "").strip() or default
+    """The variable's text, or the default when it is unset. Set but empty, where the
+    default is not, it is refused: ``MICROSCOPE_VAR_DIR=`` meant the current folder,
+    ``CELERY_BROKER_URL=`` a RabbitMQ nobody ran, and a deployment whose ``DATABASE_URL``
+    came through empty would start on a new SQLite file as if its data were gone."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if not value.strip() and default:
+        raise _set_but_empty(name, default)
+    return value.strip()
 
 
 def env_choice(name: str, default: str, pattern: str, example: str) -> str:
@@ -53,10 +65,11 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, minimum: int = 1) -> int:
-    """A whole number in ASCII digits, at least ``minimum``; unset or empty, the default."""
-    value = os.environ.get(name, "").strip()
-    if not value:
+    """A whole number in ASCII digits, at least ``minimum``; unset, the default."""
+    if (value := os.environ.get(name)) is None:
         return default
+    if not (value := value.strip()):
+        raise _set_but_empty(name, default)
     if not re.fullmatch(r"-?[0-9]+", value):
         raise ImproperlyConfigured(f"{name}={value!r:.80} is not a whole number")
     if int(value) < minimum:
@@ -75,7 +88,7 @@ def database_url(conn_max_age: int, var_dir: Path) -> dict[str, Any]:
     try:
         return dj_database_url.parse(value, conn_max_age=conn_max_age)
     except ValueError as error:  # its UnknownSchemeError and ParseError among them
-        shown = re.sub(r"//[^@/]*@", "//...@", value)[:120]  # no password in a log
+        shown = re.sub(r"//.*@", "//...@", value)[:120]  # no password in a log
         raise ImproperlyConfigured(
             f"DATABASE_URL={shown!r} is not a database URL ({error}); e.g. "
             "postgres://user@host:5432/name or sqlite:////absolute/path.sqlite3"

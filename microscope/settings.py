@@ -261,7 +261,7 @@ if CELERY_WORKER_DISABLE_PREFETCH:
 # Renders (jobs app). Device: "" picks cuda when there is one, else cpu.
 MICROSCOPE_RENDER_DEVICE = env_choice(
     "MICROSCOPE_RENDER_DEVICE", "", r"|cpu|cuda(:[0-9]+)?|mps", "cpu, cuda, cuda:1"
-)
+).lower()  # torch reads "cuda", not "CUDA"
 MICROSCOPE_RENDER_BATCH = env_int("MICROSCOPE_RENDER_BATCH", 32)  # channels optimized at once
 MICROSCOPE_RENDER_STEPS = env_int("MICROSCOPE_RENDER_STEPS", 512)  # default budget of requests
 MICROSCOPE_RENDER_SIZE = env_int("MICROSCOPE_RENDER_SIZE", 128)
@@ -288,7 +288,8 @@ MICROSCOPE_UPLOAD_MAX_PIXELS = env_int("MICROSCOPE_UPLOAD_MAX_PIXELS", 40_000_00
 # A worker records a job's progress at most this often (a write, and the moment it sees
 # that the job was cancelled).
 MICROSCOPE_JOB_PROGRESS_MS = env_int("MICROSCOPE_JOB_PROGRESS_MS", 500, minimum=0)
-MICROSCOPE_MODEL_CACHE = env_int("MICROSCOPE_MODEL_CACHE", 2)  # models kept per worker process
+# Models a worker process keeps loaded (0: none).
+MICROSCOPE_MODEL_CACHE = env_int("MICROSCOPE_MODEL_CACHE", 2, minimum=0)
 
 # Media on disk by default; MICROSCOPE_S3_BUCKET puts it in S3-compatible object storage
 # (pip install "microscope[s3]"; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).

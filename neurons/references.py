@@ -38,11 +38,17 @@ class NeuronRef:
         return f"{prefix}{self.layer}:{self.index}"
 
 
+def _shown(text: str) -> str:
+    """What was written, quoted for a message: no longer than a line (a command takes any
+    length, and would print a 5,000-character name back whole)."""
+    return repr(text if len(text) <= 80 else f"{text[:80]}...")
+
+
 def parse(text: str) -> NeuronRef:
     """Read a reference's syntax; nothing is looked up."""
     match = REF_RE.fullmatch(text.strip())
     if match is None:
-        raise BadReference(f"{text.strip()!r} is not a neuron reference ({EXAMPLES})")
+        raise BadReference(f"{_shown(text.strip())} is not a neuron reference ({EXAMPLES})")
     return NeuronRef(match["model"], match["layer"], int(match["index"]))
 
 
@@ -51,7 +57,7 @@ def find_model(slug: str) -> Model:
         return Model.objects.get(slug=slug)
     except Model.DoesNotExist:
         known = ", ".join(Model.objects.values_list("slug", flat=True)) or "none registered"
-        raise BadReference(f"unknown model {slug!r} (models: {known})") from None
+        raise BadReference(f"unknown model {_shown(slug)} (models: {known})") from None
 
 
 def find_layer(model: Model, name: str) -> Layer:
@@ -64,7 +70,7 @@ def find_layer(model: Model, name: str) -> Layer:
         if candidate in layers:
             return layers[candidate]
     known = ", ".join(layer.name for layer in model.layers.all())
-    raise BadReference(f"unknown layer {name!r} in {model.slug} (layers: {known})")
+    raise BadReference(f"unknown layer {_shown(name)} in {model.slug} (layers: {known})")
 
 
 def check_index(layer: Layer, index: int) -> None:

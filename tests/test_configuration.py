@@ -33,14 +33,20 @@ def test_a_number_is_ascii_digits_and_at_least_its_least(
         env_int("MICROSCOPE_X", 5)
 
 
-def test_empty_is_the_default_and_bad_values_name_their_variable(
+def test_set_but_empty_is_refused_and_bad_values_name_their_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # A deployment whose DATABASE_URL came through empty must not start on a new SQLite file.
     for name in ("MICROSCOPE_X", "MICROSCOPE_VAR_DIR", "CELERY_BROKER_URL", "DATABASE_URL"):
         monkeypatch.setenv(name, " ")
-    assert env_str("MICROSCOPE_VAR_DIR", "var") == "var"
-    assert env_str("CELERY_BROKER_URL", "filesystem://localhost//") == "filesystem://localhost//"
-    assert env_int("MICROSCOPE_X", 5) == 5 and env_int("MICROSCOPE_X", 0, minimum=0) == 0
+    with pytest.raises(ImproperlyConfigured, match="MICROSCOPE_VAR_DIR is set but empty"):
+        env_str("MICROSCOPE_VAR_DIR", "var")
+    with pytest.raises(ImproperlyConfigured, match="MICROSCOPE_X is set but empty"):
+        env_int("MICROSCOPE_X", 5)
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL is set but empty"):
+        database_url(60, tmp_path)
+    assert env_str("MICROSCOPE_X", "") == ""  # no default to fall back on: empty is the value
+    monkeypatch.delenv("DATABASE_URL")
     assert database_url(60, tmp_path)["NAME"] == str(tmp_path / "db.sqlite3")
     monkeypatch.setenv("API_THROTTLE_ANON", "")
     assert env_rate("API_THROTTLE_ANON", "600/min") is None  # off
@@ -53,13 +59,13 @@ def test_empty_is_the_default_and_bad_values_name_their_variable(
     monkeypatch.setenv("MICROSCOPE_RENDER_DEVICE", "tpu")
     with pytest.raises(ImproperlyConfigured, match="MICROSCOPE_RENDER_DEVICE='tpu'"):
         env_choice("MICROSCOPE_RENDER_DEVICE", "", "|cpu|cuda", "cpu")
-    for url in ("garbage", "postgres://u:secret@h:notaport/db"):
+    for url in ("garbage", "postgres://u:secret@h:notaport/db", "postgres://u:se/cret@db/x"):
         monkeypatch.setenv("DATABASE_URL", url)
         with pytest.raises(ImproperlyConfigured, match=r"DATABASE_URL=.* is not a database URL"):
             database_url(60, tmp_path)
     with pytest.raises(ImproperlyConfigured) as refused:
         database_url(60, tmp_path)
-    assert "secret" not in str(refused.value)
+    assert "se/cret" not in str(refused.value) and "//...@db/x" in str(refused.value)
 
 
 def test_a_command_run_with_a_bad_variable_says_so_in_one_line(tmp_path: Path) -> None:

@@ -161,7 +161,10 @@ def test_lists_travel_in_exports_and_merge_by_uid(
     ]
     assert "alice" in [p["username"] for p in document["people"]]
 
-    # Another instance: nothing of it yet.
+    mine.post(f"{url}entries/", {"neuron": "inceptionv1/4c:447", "note": "car"})
+    newer_document = client_for(staff).get("/api/v1/export/?model=inceptionv1").json()
+
+    # Restored from its own export (signed here): nothing of it here yet.
     NeuronList.objects.all().delete()
     report = client_for(staff).post("/api/v1/import/", document, format="json").json()
     assert (report["lists_created"], report["list_entries"]) == (1, 2)
@@ -170,11 +173,10 @@ def test_lists_travel_in_exports_and_merge_by_uid(
     # The same again adds nothing; a newer export with one more entry adds it.
     again = client_for(staff).post("/api/v1/import/", document, format="json").json()
     assert (again["lists_created"], again["list_entries"]) == (0, 0)
-    document["lists"][0]["entries"].append({"ref": "inceptionv1/4c:447", "note": "car"})
-    newer = client_for(staff).post("/api/v1/import/", document, format="json").json()
+    newer = client_for(staff).post("/api/v1/import/", newer_document, format="json").json()
     assert (newer["lists_created"], newer["list_entries"]) == (0, 1)
-    document["lists"][0]["entries"].append({"ref": "mobilenet_v2/f10:3", "note": ""})
-    wrong = client_for(staff).post("/api/v1/import/", document, format="json")
+    newer_document["lists"][0]["entries"].append({"ref": "mobilenet_v2/f10:3", "note": ""})
+    wrong = client_for(staff).post("/api/v1/import/", newer_document, format="json")
     assert wrong.status_code == 400
     assert "lists.0.entries.3.ref" in wrong.json()["error"]["fields"]
     assert ListEntry.objects.count() == 3  # all or nothing

@@ -74,6 +74,7 @@ def comparable(document: dict) -> dict:
     document = copy.deepcopy(document)
     document.pop("exported")
     document.pop("source")
+    document.pop("signature")  # of the document as it was exported, at its time
     return document
 
 
@@ -128,6 +129,7 @@ def test_an_export_and_import_round_trip_and_a_second_import_adds_nothing(
         "lists_created": 0,
         "list_entries": 0,
         "people_created": ["alice", "bob", "carol"],
+        "ignored": [],
     }
     assert comparable(as_curator.get("/api/v1/export/?model=inceptionv1").json()) == comparable(
         exported
@@ -158,6 +160,7 @@ def test_a_bad_document_is_refused_whole_with_the_path_of_the_problem(
 ) -> None:
     as_staff = client_for(staff)
     document = as_staff.get("/api/v1/export/?model=inceptionv1").json()
+    document["source"] = "https://lab-a.example/"  # another's: edited, it is no restore here
     wipe()
     curator = client_for(User.objects.create_user("curator2", is_staff=True))
 
@@ -268,6 +271,12 @@ def test_people_of_another_instance_never_become_the_local_account_of_that_name(
     ]  # fmt: skip
     imported = User.objects.get(username="alice@lab-a.example")
     assert imported.profile.origin == "https://lab-a.example/"
+    # The same instance spelt another way is the same instance: the same accounts.
+    document["source"] = "HTTPS://Lab-A.example:443/"
+    Claim.objects.update(current_revision=None)
+    for model in (Review, Comment, ClaimTerm, ClaimRevision, Claim):
+        model.objects.all().delete()
+    assert curator.post("/api/v1/import/", document, format="json").json()["people_created"] == []
     assert imported.profile.origin_username == "alice" and imported.profile.institution == "Oxford"
     assert not Claim.objects.filter(author=local_alice).exists()
     assert Claim.objects.filter(author=imported).count() == 1
@@ -476,6 +485,13 @@ def test_only_this_instance_s_own_export_writes_as_its_people(
     # A new claim, a revision, a review or a comment "by" a person of this instance.
     elsewhere_new = _from_elsewhere(own) | {"claims": [new]}
     assert _refused_at(curator, elsewhere_new) == {"claims.0.author"}
+    # Saying it comes from here is not enough: only this instance's signature says that, of
+    # its own export as it was exported.
+    forged = copy.deepcopy(own) | {"claims": [new]}
+    assert forged["source"] == "http://testserver/" and forged["signature"]
+    assert _refused_at(curator, forged) == {"claims.0.author"}
+    unsigned = {key: value for key, value in forged.items() if key != "signature"}
+    assert _refused_at(curator, unsigned) == {"claims.0.author"}
     assert _refused_at(curator, _from_elsewhere(own, source=None) | {"claims": [new]}) == {
         "claims.0.author"
     }
@@ -518,8 +534,18 @@ def test_only_this_instance_s_own_export_writes_as_its_people(
     mine = curator.get("/api/v1/export/?model=inceptionv1").json()["lists"][0]
     theirs = mine | {"owner": "mallory"}
     assert _refused_at(curator, _from_elsewhere(own) | {"lists": [theirs]}) == {"lists.0.owner"}
+    # A list of theirs that is not here, or an entry it lacks, they deleted here (or never
+    # made): left out, and said so, not refused (the rest of the document imports).
     added = mine | {"entries": [{"ref": "inceptionv1/4c:1", "note": "EVIL"}]}
-    assert _refused_at(curator, _from_elsewhere(own) | {"lists": [added]}) == {"lists.0.entries.0"}
+    gone = mine | {"uid": NEW_UID}
+    response = curator.post(
+        "/api/v1/import/", _from_elsewhere(own) | {"lists": [added, gone]}, format="json"
+    )
+    assert response.status_code == 200
+    assert [line.split(":")[0] for line in response.json()["ignored"]] == [
+        "lists.0.entries.0",
+        "lists.1",
+    ]
 
     # Nothing was stored by any of them.
     assert User.objects.count() == users + 0

@@ -56,7 +56,7 @@ def test_the_atlas_command_renders_a_layer_and_reports_its_coverage(
     stored = Artifact.objects.filter(layer__name="features_0", kind=ArtifactKind.FEATUREVIS)
     assert stored.count() == 32  # each channel once
     assert all(params.tier_of(a.params) == "preview" for a in stored)
-    again = atlas("mobilenet_v2", "--layers", "f0", "--sync")
+    again = atlas("mobilenet_v2", "--layers", "f0", "features_0", "--sync")  # one layer
     assert "32 feature visualizations already rendered, 0 to render" in again
     assert stored.count() == 32
     (row,) = [r for r in coverage(model=mobilenet) if r.layer == "features_0"]
@@ -72,6 +72,7 @@ def test_the_atlas_command_renders_a_layer_and_reports_its_coverage(
     ("args", "message"),
     [
         (["mobilenet_v2", "--chunk", "0"], "--chunk must be at least 1"),
+        (["mobilenet_v2", "--chunk", "\u0663"], "not a whole number"),  # an Arabic-Indic 3
         (["mobilenet_v2", "--layers", "f99"], "f99"),
         (["vgg99"], "vgg99"),
     ],
@@ -140,3 +141,10 @@ def test_pre_relu_steps_out_of_bounds_are_refused_by_name(
     with pytest.raises(ValidationError) as refused:
         params.featurevis_params(**given)  # type: ignore[arg-type]
     assert message in str(refused.value.message_dict["pre_relu_steps"])
+
+
+def test_a_command_quotes_a_long_name_back_cut_to_a_line(mobilenet: Model) -> None:
+    with pytest.raises(CommandError) as refused:
+        atlas("m" * 5000)
+    assert str(refused.value).startswith(f"unknown model '{'m' * 80}...' (models: ")
+    assert len(str(refused.value)) < 300

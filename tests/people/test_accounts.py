@@ -157,6 +157,10 @@ def test_a_lab_scripts_its_accounts_with_a_command(db: None) -> None:
     tokens = io.StringIO()
     call_command("api_token", "create", "curie", stdout=tokens)
     assert tokens.getvalue().strip()
+    # Named as sign-up names people: "CURIE", and in fullwidth letters, are curie.
+    for same in ("CURIE", "\uff43\uff55\uff52\uff49\uff45"):
+        call_command("api_token", "create", same, stdout=tokens)
+    assert curie.api_tokens.count() == 3
     for bad, message in (("curie", "exists already"), ("no spaces", "username")):
         with pytest.raises(CommandError, match=message):
             call_command("user_create", bad)

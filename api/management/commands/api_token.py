@@ -28,10 +28,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, action: str, username: str, **options: Any) -> None:
         User = get_user_model()
-        try:
-            user = User.objects.get(**{User.USERNAME_FIELD: username})
-        except User.DoesNotExist:
-            raise CommandError(f"no user {username!r}") from None
+        field = User.USERNAME_FIELD
+        user = User.objects.filter(**{field: username}).first()
+        if user is None:  # as sign-up and user_create see names: "ALICE", fullwidth letters
+            alike = User.objects.filter(**{f"{field}__iexact": User.normalize_username(username)})
+            user = alike.first() if len(alike[:2]) == 1 else None
+        if user is None:
+            raise CommandError(f"no user {username[:150]!r}")
+        username = user.get_username()
         if action == "create":
             try:
                 token, key = api_token_create(user=user, name=options["name"])

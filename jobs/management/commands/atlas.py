@@ -25,13 +25,16 @@ class Command(render.Command):
         parser.add_argument(
             "--layers", nargs="+", metavar="layer", help="layer names or aliases (default: all)"
         )
-        parser.add_argument("--chunk", type=int, default=CHUNK, help="channels per job")
+        parser.add_argument("--chunk", type=render.whole, default=CHUNK, help="channels per job")
         self.add_run_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             model = find_model(options["model"])
-            layers = [find_layer(model, name) for name in options["layers"] or []]
+            # A layer named twice ("f0 f0", or by its name and its alias) is one layer.
+            layers = list(
+                dict.fromkeys(find_layer(model, name) for name in options["layers"] or [])
+            )
         except BadReference as exc:
             raise CommandError(str(exc)) from None
         if not model.layers.exists():

@@ -49,12 +49,13 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def render_job_enqueue(job_id: int, task_id: str) -> None:
-    """Publish the job's message (its id only) to the ``gpu`` queue.
+def render_job_enqueue(job_id: int, task_id: str) -> bool:
+    """Publish the job's message (its id only) to the ``gpu`` queue; return whether it went.
 
     The job is stored already (this runs on commit): a broker that cannot be reached is a
-    warning, not an error for the request or command that asked. The job stays queued, and
-    the workers' sweep publishes it again (``MICROSCOPE_JOB_REPUBLISH_SECONDS``)."""
+    warning, not an error for the request or command that asked. The job stays queued, its
+    publish not counted (so the wait before the next does not double), and the workers'
+    sweep publishes it at its first look."""
     from kombu.exceptions import OperationalError
 
     from jobs import tasks  # Celery loads with the first message a process sends
@@ -68,6 +69,11 @@ def render_job_enqueue(job_id: int, task_id: str) -> None:
             job_id,
             error,
         )
+        RenderJob.objects.filter(id=job_id, task_id=task_id, publishes__gt=0).update(
+            published=None, publishes=F("publishes") - 1
+        )
+        return False
+    return True
 
 
 def render_job_publish(*, job_id: int, unless_since: datetime | None = None) -> bool:
@@ -80,8 +86,7 @@ def render_job_publish(*, job_id: int, unless_since: datetime | None = None) -> 
         still = still.filter(Q(published__isnull=True) | Q(published__lte=unless_since))
     if not still.update(task_id=task_id, published=timezone.now(), publishes=F("publishes") + 1):
         return False
-    render_job_enqueue(job_id, task_id)
-    return True
+    return render_job_enqueue(job_id, task_id)
 
 
 def _stale_before() -> datetime:

@@ -117,6 +117,9 @@ def local_secret_key(path: Path) -> str:
                 os.link(made, path)  # fails if another process linked its key first
         except FileExistsError:
             pass
+        except OSError:  # a file system without hard links (some network mounts)
+            if not path.exists():
+                os.replace(made, path)
         finally:
             Path(made).unlink(missing_ok=True)
         return path.read_text().strip()

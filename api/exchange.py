@@ -179,7 +179,12 @@ class ClaimDoc(serializers.Serializer):
                         f"before revision {earlier['number']}"
                     }
                 )
-        for review in data["reviews"]:
+        retracted = data["retracted_at"]
+        for index, review in enumerate(data["reviews"]):
+            if retracted is not None and review["created"] > retracted + CLOCK_SKEW:
+                raise serializers.ValidationError(
+                    {f"reviews.{index}.created": "a review made after the claim was retracted"}
+                )
             if review["revision"] > len(numbers):
                 raise serializers.ValidationError(
                     {"reviews": f"a review of revision {review['revision']}, which is not here"}
@@ -803,6 +808,7 @@ def _history_import(
                     revision=number,
                 )
                 Review.objects.filter(pk=review.pk).update(created=created)
+                have_reviews.add((number, reviewer.pk, created))  # the same twice: once
                 if not item["current"]:
                     superseded.append(review.pk)
                 if item["hidden"]:
@@ -849,6 +855,7 @@ def _comments_import(
         except ClaimError as exc:
             raise _refused(f"{path}.comments.{index}", exc) from None
         Comment.objects.filter(pk=comment.pk).update(created=item["created"])
+        have.add((author.pk, item["created"]))  # the same twice in the document: once
         if item["hidden"]:
             services.content_hide(moderator=importer, content=comment)
         added.comments += 1

@@ -102,7 +102,9 @@ def exploration_request(
     All of it or nothing. Raises ValidationError (field: message) on bad input."""
     if not model.has_weights:
         raise ValidationError({"model": catalog.missing_message(catalog.get(model.slug))})
-    if (data is None) == (not corpus_image):
+    if data is not None and corpus_image:
+        raise ValidationError({"image": "send an image or name one of the corpus, not both"})
+    if data is None and not corpus_image:
         raise ValidationError({"image": "send an image, or name one of the corpus"})
     if corpus_image:
         data, name = _corpus_bytes(corpus_image), corpus_image

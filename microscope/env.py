@@ -81,6 +81,19 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def folder(path: Path, variable: str) -> Path:
+    """``path``, made if missing; a folder that cannot be made (a read-only disk, a file in
+    the way) is a configuration error naming the variable that put it there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ImproperlyConfigured(
+            f"{path} cannot be made ({error.strerror or error}): set {variable} to a folder "
+            "this user may write"
+        ) from None
+    return path
+
+
 def database_url(conn_max_age: int, var_dir: Path) -> dict[str, Any]:
     """Django's database from DATABASE_URL (default: SQLite in ``var_dir``); a URL that
     does not parse is a configuration error that says so, not the library's traceback."""

@@ -17,6 +17,7 @@ from microscope.env import (
     env_list,
     env_rate,
     env_str,
+    folder,
     local_secret_key,
     s3_storages,
 )
@@ -110,7 +111,7 @@ TEMPLATES = [
 
 DATABASES = {"default": database_url(env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0), VAR_DIR)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    folder(Path(DATABASES["default"]["NAME"]).parent, "DATABASE_URL")
     # The site and its worker write to one SQLite file; wait for locks instead of failing.
     # IMMEDIATE: a transaction takes the write lock as it begins, so that two that read and
     # then write wait their turn rather than one failing at once ("database is locked").
@@ -145,7 +146,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "microscope" / "static"]
 WHITENOISE_USE_FINDERS = True
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # where collectstatic puts them
+folder(STATIC_ROOT, "MICROSCOPE_VAR_DIR")  # where collectstatic puts them
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Where model weights are kept (add_model --weights copies files here).
@@ -232,7 +233,7 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+        folder(_broker_dir / _sub, "MICROSCOPE_VAR_DIR")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

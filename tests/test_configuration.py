@@ -1,5 +1,5 @@
-"""Settings from the environment: a bad value is one line naming the variable, and an empty
-one is the default."""
+"""Settings from the environment: a bad value, or one set but empty, is one line naming the
+variable; unset, it is the default."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from microscope.env import database_url, env_choice, env_int, env_rate, env_str, local_secret_key
+from microscope.env import (
+    database_url,
+    env_choice,
+    env_int,
+    env_rate,
+    env_str,
+    folder,
+    local_secret_key,
+)
 from tests.conftest import REPO
 
 
@@ -93,3 +101,10 @@ def test_the_local_secret_key_is_made_once_whole_and_an_empty_one_is_replaced(
     (tmp_path / "blocked").write_text("a file, not a folder")
     with pytest.raises(ImproperlyConfigured, match="cannot be made or read"):
         local_secret_key(tmp_path / "blocked" / "secret_key")
+
+
+def test_a_folder_that_cannot_be_made_names_its_variable(tmp_path: Path) -> None:
+    (tmp_path / "var").write_text("a file where the folder should be")
+    with pytest.raises(ImproperlyConfigured, match=r"var/static cannot be made .*MICROSCOPE_VAR"):
+        folder(tmp_path / "var" / "static", "MICROSCOPE_VAR_DIR")
+    assert folder(tmp_path / "new" / "static", "MICROSCOPE_VAR_DIR").is_dir()

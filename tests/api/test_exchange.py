@@ -574,6 +574,26 @@ def test_only_this_instance_s_own_export_writes_as_its_people(
     )
 
 
+def test_a_review_or_comment_given_twice_in_a_document_is_imported_once(
+    history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    curator = client_for(staff)
+    document = _from_elsewhere(curator.get("/api/v1/export/?model=inceptionv1").json())
+    document["source"] = "https://lab-a.example/"
+    for person in document["people"]:  # all of lab A this time
+        person.pop("origin"), person.pop("origin_username")
+    circuit = document["claims"][0]
+    circuit["reviews"].append(circuit["reviews"][-1])
+    circuit["comments"].append(circuit["comments"][-1])
+    wipe()
+    report = client_for(User.objects.create_user("curator2", is_staff=True)).post(
+        "/api/v1/import/", document, format="json"
+    )
+    assert report.status_code == 200, report.json()
+    assert (report.json()["reviews"], report.json()["comments"]) == (3, 1)
+    assert (Review.objects.count(), Comment.objects.count()) == (3, 1)
+
+
 def test_flags_of_what_is_here_follow_only_its_author_s_own_instance(
     history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
 ) -> None:

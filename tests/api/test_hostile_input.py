@@ -191,8 +191,21 @@ def test_an_import_naming_an_instance_or_a_person_no_url_can_carry_is_refused(
         response = curator.post("/api/v1/import/", doubled, format="json")
         key = "username" if name == "people" else "uid"
         assert set(response.json()["error"]["fields"]) == {f"{name}.{len(doubled[name]) - 1}.{key}"}
-    # Revision 2 dated (more than a day) before revision 1.
     now = timezone.now()
+    # A review made (more than a day) after the claim was retracted.
+    late = copy.deepcopy(document)
+    late["claims"][0]["created"] = (now - timedelta(hours=40)).isoformat()
+    late["claims"][0]["revisions"][0]["created"] = (now - timedelta(hours=40)).isoformat()
+    late["claims"][0]["retracted_at"] = (now - timedelta(hours=30)).isoformat()
+    late["claims"][0]["reviews"] = [
+        {"revision": 1, "reviewer": "yan", "verdict": "support", "reason": "late",
+         "created": now.isoformat()}
+    ]  # fmt: skip
+    response = curator.post("/api/v1/import/", late, format="json")
+    assert response.json()["error"]["fields"] == {
+        "claims.0.reviews.0.created": ["a review made after the claim was retracted"]
+    }
+    # Revision 2 dated (more than a day) before revision 1.
     shuffled = copy.deepcopy(document)
     first = shuffled["claims"][0]["revisions"][0]
     shuffled["claims"][0]["created"] = (now - timedelta(hours=12)).isoformat()

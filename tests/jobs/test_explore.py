@@ -187,6 +187,11 @@ def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(
         response = api.post("/api/v1/explorations/", data, format="multipart")
         assert response.status_code == 400, (name, response.content)
         assert field in response.json()["error"]["fields"], (name, response.json())
+    photo = PHOTO.read_bytes()
+    both = {"model": "mobilenet_v2", "corpus_image": "0001.jpg", "image": io.BytesIO(photo)}
+    both["image"].name = "mine.jpg"
+    said = api.post("/api/v1/explorations/", both, format="multipart").json()["error"]
+    assert said["fields"]["image"] == ["send an image or name one of the corpus, not both"]
     page = ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "../secret"})
     assert page.status_code == 400 and b"is not an image of the corpus" in page.content
     assert not Upload.objects.exists() and not Exploration.objects.exists()

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views import defaults
@@ -24,6 +25,12 @@ def error_body(
     *, status: int, code: str, message: str, fields: dict[str, list[str]] | None = None
 ) -> dict[str, Any]:
     return {"error": {"status": status, "code": code, "message": message, "fields": fields or {}}}
+
+
+def database_locked(error: BaseException) -> bool:
+    """Whether ``error`` is SQLite's "database is locked": a write that waited its whole
+    timeout for another's (the embedded default lets one writer in at a time)."""
+    return isinstance(error, OperationalError) and "database is locked" in str(error)
 
 
 def _json_error(status_code: int, code: str, message: str) -> JsonResponse:

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from api.handlers import database_locked
 from api.models import KEY_PREFIX, SHOWN_LENGTH, ApiToken, key_hash
 from neurons.validation import control_character, line_break, visible
 
@@ -51,7 +52,7 @@ def api_token_touch(*, token: ApiToken) -> None:
             with transaction.atomic():
                 ApiToken.objects.filter(pk=token.pk).update(last_used=now)
         except OperationalError as error:
-            if "database is locked" not in str(error):
+            if not database_locked(error):
                 raise
             return
         token.last_used = now

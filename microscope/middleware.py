@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import OperationalError
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.html import escape
 
-from api.handlers import API_PREFIX, error_body, too_large
+from api.handlers import API_PREFIX, database_locked, error_body, too_large
 from neurons.validation import (
     NOT_UTF8,
     control_character,
@@ -20,13 +19,32 @@ from neurons.validation import (
 )
 
 
+def _refusal(
+    request: HttpRequest,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    message: str,
+    fields: dict[str, list[str]] | None = None,
+) -> HttpResponse:
+    """A refusal before any view: the API's error shape under /api/, a bare page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        body = error_body(status=status, code=code, message=message, fields=fields)
+        return JsonResponse(body, status=status)
+    page = f"<!doctype html><title>{title}</title><p>{escape(message)}</p>"
+    return HttpResponse(page, status=status)
+
+
 def _bad_text(request: HttpRequest, where: str, message: str) -> HttpResponse:
     message = f"{where}: {message}"
-    if request.path.startswith(API_PREFIX):
-        body = error_body(status=400, code="invalid", message=message, fields={where: [message]})
-        return JsonResponse(body, status=400)
-    return HttpResponseBadRequest(
-        f"<!doctype html><title>Bad request</title><p>{escape(message)}</p>"
+    return _refusal(
+        request,
+        status=400,
+        code="invalid",
+        title="Bad request",
+        message=message,
+        fields={where: [message]},
     )
 
 
@@ -58,17 +76,10 @@ class DatabaseBusy:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not (isinstance(exception, OperationalError) and "database is locked" in str(exception)):
+        if not database_locked(exception):
             return None
         message = "the database is busy with another request's long write; try again shortly"
-        if request.path.startswith(API_PREFIX):
-            response: HttpResponse = JsonResponse(
-                error_body(status=503, code="busy", message=message), status=503
-            )
-        else:
-            response = HttpResponse(
-                f"<!doctype html><title>Busy</title><p>{escape(message)}</p>", status=503
-            )
+        response = _refusal(request, status=503, code="busy", title="Busy", message=message)
         response["Retry-After"] = str(self.RETRY_AFTER_S)
         return response
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -77,7 +78,9 @@ def weights_install(*, organism: Organism, source: Path | None, download: bool) 
 def _install(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` whole or not at all: into a file beside it, renamed
     over it once complete, so a disk that fills up midway leaves the weights there intact."""
-    partial = target.with_name(f".{target.name}.partial")
+    # A name of its own: two installs at once never write into one partial file. (Not
+    # mkstemp's: its file is its owner's alone, and workers may run as another user.)
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(8)}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, partial)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,12 @@ from neurons.models import Layer, Model, Neuron
 from neurons.services import model_register
 
 REPO = Path(__file__).resolve().parent.parent
+
+# One torch thread a process, workers started by tests included: bin/test runs a test
+# process per core, and torch's default of a thread per core in each of them made its tests
+# spin against each other, twice as slow (tests/render with two processes: 83 s, 38 s).
+# Set before torch is imported; what a test asserts never depends on it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Tests sign in many personas: a fast hash (PBKDF2 takes 0.2 s a password) changes nothing
 # that they assert.

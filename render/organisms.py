@@ -224,6 +224,13 @@ def load(organism: Organism, path: Path, device: str | torch.device = "cpu") -> 
         ) from exc
     except (RuntimeError, ValueError, OSError) as exc:
         raise WeightsError(f"{path} does not load into {organism.slug}: {exc}") from exc
+    # A NaN or an infinity loads like any number, and then every render, example and
+    # evidence of the model is NaN.
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(
+                f"{path} does not load into {organism.slug}: {name} holds NaN or infinite values"
+            )
     model = model.to(device).eval()
     for param in model.parameters():
         param.requires_grad_(False)

@@ -129,6 +129,13 @@ def test_a_wrong_weights_file_is_refused_and_nothing_is_stored(tmp_path: Path) -
     for name in ("text", "empty", "object", "list"):
         with pytest.raises(CommandError, match="does not load into inceptionv1"):
             add_model("inceptionv1", "--weights", str(tmp_path / f"{name}.pth"))
+    # The right tensors, one of them holding a NaN or an infinity.
+    for value in (float("nan"), float("inf")):
+        state = organisms.get("inceptionv1").architecture().state_dict()
+        state["mixed4c_1x1_pre_relu_conv.weight"][0, 0, 0, 0] = value
+        torch.save(state, tmp_path / "poisoned.pth")
+        with pytest.raises(CommandError, match=r"mixed4c_1x1_pre_relu_conv\.weight holds NaN"):
+            add_model("inceptionv1", "--weights", str(tmp_path / "poisoned.pth"))
     assert not Model.objects.exists()
 
 

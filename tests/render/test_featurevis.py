@@ -6,6 +6,8 @@ import copy
 import ctypes
 import io
 import platform
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -559,3 +561,14 @@ def test_its_parameterization_is_lucents_fft_image_with_decorrelated_colour() ->
     ours = spectrum_to_rgb(params[0].detach(), 36)
 
     torch.testing.assert_close(ours, image_f().detach(), rtol=0, atol=0)
+
+
+def test_importing_the_renderer_prints_no_warning() -> None:
+    """kornia, as lucent pins it, warned of torch.jit.script at every worker's start."""
+    imported = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import render.featurevis"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert imported.returncode == 0, imported.stderr

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs import kinds as job_kinds
@@ -116,16 +117,21 @@ def render_job_create(
 def _active_twin(
     *, model: Model, layer: Layer | None, kind: str, params: Mapping[str, Any], span: range | None
 ) -> RenderJob | None:
-    """A queued or running job that asks for the same thing: asking again adds nothing."""
+    """A queued or running job that asks for the same, or more (its channels include
+    ``span``'s): asking again adds nothing. So a neuron page's request joins the atlas job
+    that has its channel, rather than rendering it a second time behind it in the queue."""
     start, stop = (0, None) if span is None else (span.start, span.stop)
+    reaches = Q(channel_stop__isnull=True)
+    if stop is not None:
+        reaches |= Q(channel_stop__gte=stop)
     for job in RenderJob.objects.filter(
+        reaches,
         model=model,
         layer=layer,
         kind=kind,
         status__in=RenderJob.ACTIVE,
-        channel_start=start,
-        channel_stop=stop,
-    ):
+        channel_start__lte=start,
+    ).order_by("pk"):
         if job.params == dict(params):
             return job
     return None

@@ -97,6 +97,32 @@ def test_asking_again_while_a_job_is_queued_joins_that_job(layer: Layer) -> None
     assert RenderJob.objects.count() == 1
 
 
+def test_asking_for_channels_a_queued_job_has_joins_it_and_more_makes_a_job(
+    layer: Layer,
+) -> None:
+    """A neuron page asking for its channel while the atlas's job of 8 is queued."""
+    ask = {
+        "model": layer.model,
+        "layers": [layer],
+        "kinds": [ArtifactKind.FEATUREVIS],
+        "featurevis": TINY,
+        "enqueue": False,
+    }
+    (atlas_job,) = planning.render_request(**ask, channels=range(8)).jobs
+    for inside in (range(3, 4), range(0, 8), range(5, 8)):
+        plan = planning.render_request(**ask, channels=inside)
+        assert [job.pk for job in plan.jobs] == [atlas_job.pk], inside
+    assert RenderJob.objects.count() == 1
+    for beyond in (range(6, 10), None):  # partly outside, and the whole layer
+        (job,) = planning.render_request(**ask, channels=beyond).jobs
+        assert job.pk != atlas_job.pk
+    other_seed = planning.render_request(
+        **ask | {"featurevis": TINY | {"seed": 7}}, channels=range(1)
+    )
+    assert [job.pk for job in other_seed.jobs] != [atlas_job.pk]  # other images: a job of its own
+    assert RenderJob.objects.count() == 4
+
+
 def test_a_redelivered_message_for_a_done_job_does_nothing(layer: Layer) -> None:
     job = featurevis_job(layer, range(1))
     execute(job)

@@ -206,8 +206,9 @@ def download_weights(organism: Organism, weights_dir: Path) -> Path:
 
 
 # What torch.load and load_state_dict raise for a file that is no state dict: not a pickle
-# (an empty or text file), a pickle of something else, or one weights_only refuses.
-NOT_WEIGHTS = (pickle.UnpicklingError, EOFError, TypeError, AttributeError, KeyError)
+# (an empty or text file: /etc/passwd is an IndexError), a pickle of something else, or one
+# weights_only refuses.
+NOT_WEIGHTS = (pickle.UnpicklingError, EOFError, TypeError, AttributeError, KeyError, IndexError)
 
 
 def load(organism: Organism, path: Path, device: str | torch.device = "cpu") -> Loaded:

@@ -98,6 +98,9 @@ def test_the_command_creates_lists_and_revokes_tokens(alice: User) -> None:
 
 def test_the_command_revokes_all_tokens_of_a_user(alice: User) -> None:
     keys = [api_token_create(user=alice, name=f"t{i}")[1] for i in range(2)]
+    with pytest.raises(CommandError, match="a token's prefix or --all, not both"):
+        call_command("api_token", "revoke", "alice", keys[0][:10], "--all", stdout=StringIO())
+    assert all(me(key)[0] == 200 for key in keys)  # none revoked
     out = StringIO()
     call_command("api_token", "revoke", "alice", "--all", stdout=out)
     assert "Revoked 2" in out.getvalue()

@@ -124,9 +124,10 @@ def test_a_wrong_weights_file_is_refused_and_nothing_is_stored(tmp_path: Path) -
     # Files that are no state dict at all: text, nothing, a pickle weights_only refuses.
     (tmp_path / "text.pth").write_text("lab-a\n")
     (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "passwd.pth").write_text("root:x:0:0:root:/root:/bin/bash\n")
     torch.save({"conv.weight": torch.zeros(1), "why": object}, tmp_path / "object.pth")
     torch.save([1, 2], tmp_path / "list.pth")
-    for name in ("text", "empty", "object", "list"):
+    for name in ("text", "empty", "passwd", "object", "list"):
         with pytest.raises(CommandError, match="does not load into inceptionv1"):
             add_model("inceptionv1", "--weights", str(tmp_path / f"{name}.pth"))
     # The right tensors, one of them holding a NaN or an infinity.

@@ -52,6 +52,8 @@ class Command(BaseCommand):
                     f"last used {used}  {token.name}"
                 )
         elif options["all"]:
+            if options["prefix"]:  # which one was meant? Revoking cannot be undone.
+                raise CommandError("give a token's prefix or --all, not both")
             tokens = list(api_token_list(user=user).filter(revoked__isnull=True))
             for token in tokens:
                 api_token_revoke(token=token)

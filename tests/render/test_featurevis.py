@@ -37,6 +37,7 @@ from render.featurevis import (
     to_png,
 )
 from render.hooks import capture
+from tests.conftest import REPO
 
 LAYER = "features_6"  # early enough to keep every render short
 TINY = FeatureVisParams(steps=8, size=32)
@@ -569,6 +570,6 @@ def test_importing_the_renderer_prints_no_warning() -> None:
         [sys.executable, "-W", "error", "-c", "import render.featurevis"],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=REPO,
     )
     assert imported.returncode == 0, imported.stderr

@@ -6,9 +6,11 @@ Usage, from the repository root:
     .venv/bin/python -m bench.atlas                        # 4 channels a layer, sampled
     .venv/bin/python -m bench.atlas --per-layer 0          # every channel (slow)
     .venv/bin/python -m bench.atlas --steps 48 --lr 0.08   # another preview recipe
+    .venv/bin/python -m bench.atlas --layers features_0 --transforms   # lucent's transforms
 
 For each significant layer it renders ``--per-layer`` channels (evenly spaced) with the
-preview tier's recipe (``jobs.params.PREVIEW``, or the overrides) as a worker does (one
+preview tier's recipe for the layer (``jobs.params.tier_params``: ``PREVIEW``, or
+``PREVIEW_FINE`` on a fine layer; the options override either) as a worker does (one
 thread: ``render.featurevis.CPU_THREADS``), times them, and compares each image's channel
 objective (the channel's mean activation over the layer's positions, the image fed as
 rendered) with the best photo's: the highest mean activation of that channel over every
@@ -27,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import django
@@ -37,7 +38,8 @@ import torch
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "microscope.settings")
 django.setup()
 
-from jobs.params import PREVIEW  # noqa: E402
+from jobs.params import tier_params  # noqa: E402
+from neurons.models import Layer, Model  # noqa: E402
 from render import organisms  # noqa: E402
 from render.examples import list_images, load_image  # noqa: E402
 from render.featurevis import FeatureVisParams, render_channels  # noqa: E402
@@ -97,16 +99,28 @@ def live(slug: str, poll: float = 10.0) -> None:
         time.sleep(poll)
 
 
+def _recipe_text(recipe: FeatureVisParams) -> str:
+    return (
+        f"{recipe.steps} steps, {recipe.size} px, lr {recipe.lr}"
+        + ("" if recipe.upsample else ", not upsampled")
+        + (f", {recipe.pre_relu_steps} pre-ReLU" if recipe.pre_relu_steps else "")
+        + ("" if recipe.transforms else ", no transforms")
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="mobilenet_v2")
     parser.add_argument("--corpus", type=Path, default=Path("demo/photos"))
     parser.add_argument("--per-layer", type=int, default=4, help="0: every channel")
     parser.add_argument("--workers", type=int, default=2, help="processes sharing the atlas")
-    parser.add_argument("--steps", type=int, default=PREVIEW["steps"])
-    parser.add_argument("--size", type=int, default=PREVIEW["size"])
-    parser.add_argument("--lr", type=float, default=PREVIEW["lr"])
-    parser.add_argument("--pre-relu-steps", type=int, default=PREVIEW["pre_relu_steps"])
+    parser.add_argument("--steps", type=int, help="default: the tier's, per layer")
+    parser.add_argument("--size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--pre-relu-steps", type=int)
+    parser.add_argument(
+        "--transforms", action=argparse.BooleanOptionalAction, help="lucent's, or none"
+    )
     parser.add_argument("--live", action="store_true", help="follow a running bin/run's atlas")
     parser.add_argument("--layers", default="", help="comma-separated; all by default")
     parser.add_argument("--weights-dir", type=Path, default=Path("var/weights"))
@@ -120,36 +134,40 @@ def main(argv: list[str] | None = None) -> None:
     if path is None:
         raise SystemExit(f"{args.model}: weights not found; see README (add_model)")
     loaded = organisms.load(organism, path)
-    recipe = FeatureVisParams(
-        objective="channel",
-        steps=args.steps,
-        size=args.size,
-        lr=args.lr,
-        upsample=False,
-        pre_relu_steps=args.pre_relu_steps,
-    )
+    overrides = {
+        name: value
+        for name, value in {
+            "steps": args.steps,
+            "size": args.size,
+            "lr": args.lr,
+            "pre_relu_steps": args.pre_relu_steps,
+            "transforms": args.transforms,
+        }.items()
+        if value is not None
+    }
     started = time.perf_counter()
     best = best_photos(loaded, args.corpus)
     print(
         f"{args.model}: best photo of {len(list_images(args.corpus))} in {args.corpus} per "
-        f"channel ({time.perf_counter() - started:.1f} s); preview: {recipe.steps} steps, "
-        f"{recipe.size} px, lr {recipe.lr}, not upsampled, {recipe.pre_relu_steps} steps on the "
-        "pre-activation"
+        f"channel ({time.perf_counter() - started:.1f} s); overrides of the preview tier: "
+        f"{overrides or 'none'}"
     )
-    render_channels(
-        loaded.model,
-        organism,
-        organism.layers[0].name,
-        [0],
-        replace(recipe, steps=2, pre_relu_steps=0),
-    )
+    warm = FeatureVisParams(steps=2, size=32, upsample=False)
+    render_channels(loaded.model, organism, organism.layers[0].name, [0], warm)
     beat = total = active = active_beat = 0
     atlas_seconds = 0.0
-    print(f"{'layer':<14}{'channels':>9}{'sampled':>8}{'s/channel':>10}{'beat best photo':>17}")
+    print(
+        f"{'layer':<14}{'channels':>9}{'sampled':>8}{'s/channel':>10}{'beat best photo':>17}"
+        "  recipe"
+    )
     chosen = {organism.layer(name).name for name in args.layers.split(",") if name}
-    for decl in organism.layers:
+    model = Model(slug=organism.slug, input_size=organism.input_size)
+    for decl, spec in zip(organism.layers, organisms.describe(organism), strict=True):
         if chosen and decl.name not in chosen:
             continue
+        layer = Layer(model=model, name=spec.name, height=spec.height, width=spec.width)
+        wanted = {**tier_params("preview", layer), **overrides}
+        recipe = FeatureVisParams(objective="channel", **wanted)
         channels_in_layer = len(best[decl.name])
         count = channels_in_layer if args.per_layer <= 0 else min(args.per_layer, channels_in_layer)
         channels = sorted({int(c) for c in np.linspace(0, channels_in_layer - 1, count)})
@@ -165,15 +183,22 @@ def main(argv: list[str] | None = None) -> None:
         # about 0): only a preview that activates them beats the photos.
         silent = [c for c in channels if best[decl.name][c] <= 0]
         wins = sum(won.values())
+        lost = [
+            f"{c} ({means[i, c]:.3g} vs {best[decl.name][c]:.3g})"
+            for i, c in enumerate(channels)
+            if not won[c]
+        ]
         beat, total = beat + wins, total + len(channels)
         active_beat += wins - sum(won[c] for c in silent)
         active += len(channels) - len(silent)
         atlas_seconds += per_channel * channels_in_layer
         print(
             f"{decl.name:<14}{channels_in_layer:>9}{len(channels):>8}{per_channel:>10.2f}"
-            f"{wins:>11}/{len(channels)}"
+            f"{wins:>11}/{len(channels)}  {_recipe_text(recipe)}"
             + (f" ({len(silent)} silent on every photo)" if silent else "")
         )
+        if lost:
+            print(f"  not beaten (preview vs best photo): {', '.join(lost)}")
     print(
         f"previews that beat the best photo: {beat}/{total} ({100 * beat / total:.0f}%), "
         f"{active_beat}/{active} of the units some photo activates; "

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 import render
 from jobs import params
@@ -40,7 +42,6 @@ def atlas_request(
 ) -> RenderPlan:
     """Queue what the model's pages lack at ``tier`` (see the module docstring);
     ``featurevis`` parameters, where given, replace the tier's."""
-    fv_params = params.tier_params(tier) if featurevis is None else dict(featurevis)
     chosen = list(layers) if layers else list(model.layers.order_by("position"))
     for layer in chosen:
         layer.model = model
@@ -51,6 +52,7 @@ def atlas_request(
         enqueue=enqueue,
     )
     for layer in chosen:
+        fv_params = params.tier_params(tier, layer) if featurevis is None else dict(featurevis)
         for start in range(0, layer.channels, chunk):
             plan = plan.extend(
                 render_request(
@@ -83,6 +85,17 @@ class LayerCoverage:
         )
 
 
+def _recipe(wanted: Mapping[str, Any]) -> Q:
+    """What params.tier_of says of an artifact, as a query: the recipe's fields."""
+    extras = params.recipe_extras(wanted)
+    query = Q(**{f"params__{k}": wanted[k] for k in params.TIER_FIELDS})
+    for name in params.RECIPE_DEFAULTS:
+        query &= (
+            Q(**{f"params__{name}": extras[name]}) if name in extras else ~Q(params__has_key=name)
+        )
+    return query
+
+
 def coverage(*, model: Model) -> list[LayerCoverage]:
     """Per layer, channels with dataset examples and with a preview or full feature
     visualization, under the model's current weights; three queries."""
@@ -96,19 +109,10 @@ def coverage(*, model: Model) -> list[LayerCoverage]:
     examples = counted(current.filter(kind=ArtifactKind.EXAMPLES))
     tiers = {}
     for tier in params.TIERS:
-        wanted = params.tier_params(tier)
-        rows = current.filter(  # what params.tier_of says, as a query
-            kind=ArtifactKind.FEATUREVIS,
-            params__code_version=render.CODE_VERSION,
-            **{f"params__{k}": wanted[k] for k in params.TIER_FIELDS},
+        rows = current.filter(
+            kind=ArtifactKind.FEATUREVIS, params__code_version=render.CODE_VERSION
         )
-        extras = params.recipe_extras(wanted)
-        for name in params.RECIPE_DEFAULTS:
-            if name in extras:
-                rows = rows.filter(**{f"params__{name}": extras[name]})
-            else:
-                rows = rows.exclude(params__has_key=name)
-        tiers[tier] = counted(rows)
+        tiers[tier] = counted(rows.filter(reduce(or_, map(_recipe, params.tier_recipes(tier)))))
     return [
         LayerCoverage(
             layer=layer.name,

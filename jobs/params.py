@@ -25,10 +25,10 @@ EXAMPLES_BINS = 50
 WEIGHTS_TOP = 10
 WEIGHTS_TOP_MAX = 64
 INPUTS, OUTPUTS = "inputs", "outputs"
-FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr", "upsample", "pre_relu_steps")
+FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr", "upsample", "pre_relu_steps", "transforms")
 # Recipe fields stored (in a job's params and an artifact's identity) only where they differ
 # from lucent's recipe, their value here: every key made before they existed stays as it was.
-RECIPE_DEFAULTS: dict[str, Any] = {"upsample": True, "pre_relu_steps": 0}
+RECIPE_DEFAULTS: dict[str, Any] = {"upsample": True, "pre_relu_steps": 0, "transforms": True}
 
 # Quality tiers of feature visualization: a preset of parameters each. "full" is lucent's
 # recipe (its steps settable: MICROSCOPE_RENDER_STEPS); "preview" is fast enough to cover a
@@ -38,25 +38,46 @@ TIER_FIELDS = ("steps", "size", "lr")  # with RECIPE_DEFAULTS, what tells the ti
 # 8 steps on the pre-activation: a third of MobileNetV2's features_18 is zero everywhere on
 # the grey start, and would stay grey (bench/atlas.py).
 PREVIEW = {"steps": 32, "size": 96, "lr": 0.1, "upsample": False, "pre_relu_steps": 8}
+# The preview of a layer that sees the image at half its resolution or finer (MobileNetV2's
+# features_0 and features_1, InceptionV1's conv2d0): its units see 3 to 7 pixels, and their
+# optimum is a pixel-exact pattern. lucent's transforms blur it out of reach, and 32 steps
+# do not get there: with them, no preview of MobileNetV2's features_0 beat the best photo
+# (0/32); with these, 30/32, for 8 s of the whole atlas (bench/atlas.py).
+PREVIEW_FINE = {**PREVIEW, "steps": 128, "lr": 0.5, "transforms": False}
 
 
-def tier_params(tier: str) -> dict[str, Any]:
-    """The feature vis parameters of a tier, checked."""
+def fine(layer: Layer) -> bool:
+    """Whether ``layer`` sees the image at half its resolution or finer (stride 1 or 2)."""
+    return 2 * max(layer.height, layer.width) >= layer.model.input_size
+
+
+def tier_params(tier: str, layer: Layer | None = None) -> dict[str, Any]:
+    """The feature vis parameters of a tier, checked; for ``layer``, where the tier has a
+    recipe of its own for it (the preview of a fine layer)."""
     if tier == "preview":
-        return featurevis_params(**PREVIEW)
+        return featurevis_params(**(PREVIEW_FINE if layer is not None and fine(layer) else PREVIEW))
     if tier == "full":
         return featurevis_params()
     raise ValidationError({"tier": f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}"})
+
+
+def tier_recipes(tier: str) -> list[dict[str, Any]]:
+    """Every recipe of a tier, whatever the layer."""
+    return (
+        [featurevis_params(**PREVIEW), featurevis_params(**PREVIEW_FINE)]
+        if tier == "preview"
+        else [tier_params(tier)]
+    )
 
 
 def tier_of(params: Mapping[str, Any]) -> str:
     """What a feature visualization's parameters amount to: "preview", "full" or "custom".
     Any seed; steps, size, lr and the fields of RECIPE_DEFAULTS decide."""
     for tier in TIERS:
-        wanted = tier_params(tier)
-        same = all(params.get(k) == wanted[k] for k in TIER_FIELDS)
-        if same and recipe_extras(params) == recipe_extras(wanted):
-            return tier
+        for wanted in tier_recipes(tier):
+            same = all(params.get(k) == wanted[k] for k in TIER_FIELDS)
+            if same and recipe_extras(params) == recipe_extras(wanted):
+                return tier
     return "custom"
 
 
@@ -93,10 +114,12 @@ def featurevis_params(
     lr: float = 0.05,
     upsample: bool = True,
     pre_relu_steps: int = 0,
+    transforms: bool = True,
 ) -> dict[str, Any]:
     """A job's feature vis parameters, checked; defaults from settings."""
-    if not isinstance(upsample, bool):
-        raise ValidationError({"upsample": f"upsample must be true or false, got {upsample!r}"})
+    for name, value in {"upsample": upsample, "transforms": transforms}.items():
+        if not isinstance(value, bool):
+            raise ValidationError({name: f"{name} must be true or false, got {value!r}"})
     params = FeatureVisParams(
         steps=_number("steps", settings.MICROSCOPE_RENDER_STEPS if steps is None else steps, int),
         size=_number("size", settings.MICROSCOPE_RENDER_SIZE if size is None else size, int),
@@ -104,6 +127,7 @@ def featurevis_params(
         lr=_number("lr", lr, float),
         upsample=upsample,
         pre_relu_steps=_number("pre_relu_steps", pre_relu_steps, int),
+        transforms=transforms,
     )
     try:
         params.validate()

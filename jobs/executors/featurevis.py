@@ -64,12 +64,8 @@ def featurevis_run(*, job: RenderJob, progress: Progress) -> None:
     device, loaded = worker.network(job.model)
     recipe = FeatureVisParams(
         objective=OBJECTIVE_BY_KIND[ArtifactKind(job.kind)],
-        steps=job.params["steps"],
-        size=job.params["size"],
-        seed=job.params["seed"],
-        lr=job.params["lr"],
-        upsample=job.params.get("upsample", True),
-        pre_relu_steps=job.params.get("pre_relu_steps", 0),
+        **{name: job.params[name] for name in ("steps", "size", "seed", "lr")},
+        **{name: job.params.get(name, lucent) for name, lucent in params.RECIPE_DEFAULTS.items()},
     )
     neurons = {n.index: n for n in Neuron.objects.filter(layer=layer, index__in=todo)}
     environment = made_on(device)

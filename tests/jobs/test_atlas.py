@@ -35,7 +35,8 @@ def test_an_atlas_is_planned_in_chunks_and_asking_again_adds_nothing(mobilenet: 
     assert spans == [("features_0", s, s + 8) for s in range(0, 32, 8)] + [
         ("features_1", s, s + 8) for s in range(0, 16, 8)
     ]
-    assert all(j.params == params.tier_params("preview") for j in featurevis)
+    # Both layers see the image at half its resolution: the preview of a fine layer.
+    assert all(j.params == params.featurevis_params(**params.PREVIEW_FINE) for j in featurevis)
     assert {j.kind for j in plan.jobs} == {"featurevis", "examples", "weights"}
     assert plan.missing == 48 and plan.existing == 0
     count = RenderJob.objects.count()
@@ -126,6 +127,42 @@ def test_a_preview_wakes_its_unit_on_the_pre_activation_and_full_keys_stay_as_th
     assert params.tier_of(identity(preview)) == "preview"
 
 
+def test_a_fine_layer_has_a_preview_of_its_own_and_both_are_the_preview_tier(
+    mobilenet: Model,
+) -> None:
+    f1, f2 = mobilenet.layers.get(name="features_1"), mobilenet.layers.get(name="features_2")
+    assert (f1.height, f2.height, mobilenet.input_size) == (112, 56, 224)
+
+    plan = atlas_request(model=mobilenet, layers=[f1, f2], enqueue=False)
+
+    recipes = {j.layer.name: j.params for j in plan.jobs if j.kind == ArtifactKind.FEATUREVIS}
+    fine, coarse = recipes["features_1"], recipes["features_2"]
+    assert (fine["steps"], fine["lr"], fine["transforms"]) == (128, 0.5, False)
+    assert coarse == params.tier_params("preview") and "transforms" not in coarse
+    assert params.tier_of(fine) == params.tier_of(coarse) == "preview"
+    assert params.tier_of({**fine, "transforms": True}) == "custom"
+    # lucent's transforms, the default, are not in any key made before the field existed.
+    assert "transforms" not in params.featurevis_identity(
+        kind=ArtifactKind.FEATUREVIS, layer=f2, channel=0, params=params.tier_params("full")
+    )
+    # Coverage counts either recipe as the preview, and neither with a field changed.
+    for layer, recipe, channel in [
+        (f1, fine, 0), (f2, coarse, 0), (f1, {**fine, "transforms": True}, 1),
+        (f2, {**coarse, "pre_relu_steps": 0}, 1),
+    ]:  # fmt: skip
+        layer.model = mobilenet
+        storage.artifact_create(
+            kind=ArtifactKind.FEATUREVIS,
+            neuron=layer.neurons.get(index=channel),
+            identity=params.featurevis_identity(
+                kind=ArtifactKind.FEATUREVIS, layer=layer, channel=channel, params=recipe
+            ),
+            images=[png()],
+        )
+    counted = {r.layer: r.preview for r in coverage(model=mobilenet)}
+    assert (counted["features_1"], counted["features_2"]) == (1, 1)
+
+
 @pytest.mark.parametrize(
     ("given", "message"),
     [
@@ -148,3 +185,10 @@ def test_a_command_quotes_a_long_name_back_cut_to_a_line(mobilenet: Model) -> No
         atlas("m" * 5000)
     assert str(refused.value).startswith(f"unknown model '{'m' * 80}...' (models: ")
     assert len(str(refused.value)) < 300
+
+
+@pytest.mark.parametrize("value", ["false", 0, None])
+def test_transforms_other_than_true_or_false_are_refused_by_name(value: object) -> None:
+    with pytest.raises(ValidationError) as refused:
+        params.featurevis_params(transforms=value)  # type: ignore[arg-type]
+    assert "transforms must be true or false" in str(refused.value.message_dict["transforms"])

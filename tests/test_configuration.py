@@ -4,6 +4,7 @@ variable; unset, it is the default."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,27 @@ def test_a_command_run_with_a_bad_variable_says_so_in_one_line(tmp_path: Path) -
     assert (
         result.stderr == "configuration: LOG_LEVEL='loud' is not valid here; e.g. INFO or DEBUG\n"
     )
+
+
+def test_a_command_with_a_database_that_does_not_answer_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {
+        "MICROSCOPE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/test",
+    }
+    for command in (["migrate"], ["user_create", "alice"], ["atlas", "mobilenet_v2"]):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 1, command
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("database: connection failed") and str(port) in line, line
+        assert line.endswith("(DATABASE_URL)") and "Traceback" not in result.stderr
 
 
 def test_the_local_secret_key_is_made_once_whole_and_an_empty_one_is_replaced(

@@ -602,6 +602,9 @@ def test_the_render_command_and_jobs_keep_the_api_s_bounds(mobilenet: Model) -> 
         (["--steps", "99999999999"], "steps must be at most 4096"),
         (["--seed", "99999999999"], "seed must be at most 2147483647"),
         (["--channels", ""], "bad channel range"),
+        (["--steps", "9" * 27], "too large"),
+        (["--seed", "-1"], "negative: give 0 or more"),
+        (["--sync", "--wait"], "not allowed with argument --sync"),
     ):
         with pytest.raises(CommandError, match=message):
             call_command("render", "mobilenet_v2", "f2", *args, stdout=io.StringIO())

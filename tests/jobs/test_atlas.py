@@ -75,6 +75,7 @@ def test_the_atlas_command_renders_a_layer_and_reports_its_coverage(
         (["mobilenet_v2", "--chunk", "0"], "--chunk must be at least 1"),
         (["mobilenet_v2", "--chunk", "\u0663"], "not a whole number"),  # an Arabic-Indic 3
         (["mobilenet_v2", "--layers", "f99"], "f99"),
+        (["mobilenet_v2", "--sync", "--wait"], "not allowed with argument --sync"),
         (["vgg99"], "vgg99"),
     ],
 )

@@ -23,9 +23,13 @@ RANGE_RE = re.compile(r"([0-9]{1,9})(?:-([0-9]{1,9}))?")  # no layer has a billi
 def whole(text: str) -> int:
     """argparse's type: ASCII digits (its ``int`` reads "\u0663" as 3)."""
     number = whole_number(text)
-    if number is None:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number (digits 0-9)")
-    return number
+    if number is not None:
+        return number
+    if text.isascii() and text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is too large (at most 18 digits)")
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is negative: give 0 or more")
+    raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number (digits 0-9)")
 
 
 def parse_channels(text: str) -> range:
@@ -81,10 +85,11 @@ class Command(BaseCommand):
 
     @staticmethod
     def add_run_arguments(parser: CommandParser) -> None:
-        parser.add_argument(
+        how = parser.add_mutually_exclusive_group()  # one or the other: here, or queued
+        how.add_argument(
             "--sync", action="store_true", help="render here and now instead of queueing"
         )
-        parser.add_argument(
+        how.add_argument(
             "--wait", action="store_true", help="queue, then follow the jobs until they end"
         )
 

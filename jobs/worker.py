@@ -27,7 +27,19 @@ _MODELS_LOCK = threading.Lock()
 
 
 def render_device() -> str:
-    return settings.MICROSCOPE_RENDER_DEVICE or ("cuda" if torch.cuda.is_available() else "cpu")
+    """The device this worker renders on: MICROSCOPE_RENDER_DEVICE's, checked to be here."""
+    device = settings.MICROSCOPE_RENDER_DEVICE or ("cuda" if torch.cuda.is_available() else "cpu")
+    kind, _, index = device.partition(":")
+    if kind == "cuda" and int(index or 0) >= torch.cuda.device_count():
+        raise RenderFailure(
+            f"MICROSCOPE_RENDER_DEVICE={device}, but worker {socket.gethostname()} has "
+            f"{torch.cuda.device_count()} CUDA GPU(s) that torch can use"
+        )
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise RenderFailure(
+            f"MICROSCOPE_RENDER_DEVICE=mps, but worker {socket.gethostname()} has no MPS device"
+        )
+    return device
 
 
 def model_load(model: Model, device: str) -> organisms.Loaded:

@@ -6,7 +6,9 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+import torch
 from django.core.management import CommandError, call_command
+from pytest_django.fixtures import Settings
 
 from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Model
@@ -84,3 +86,21 @@ def test_sync_renders_here_and_a_second_run_renders_nothing(mobilenet: Model, co
     output = render(*args, "--sync")
     assert "2 feature visualizations already rendered, 0 to render\n0 job(s)" in output
     assert Artifact.objects.count() == 4
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:99"])
+def test_a_render_device_this_machine_lacks_fails_the_job_in_one_line(
+    mobilenet: Model, settings: Settings, caplog: pytest.LogCaptureFixture, device: str
+) -> None:
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    settings.MICROSCOPE_RENDER_DEVICE = device
+
+    with pytest.raises(CommandError) as caught:
+        render("mobilenet_v2", "f2", "--channels", "0", "--steps", "2", "--sync")
+
+    assert f"MICROSCOPE_RENDER_DEVICE={device}, but worker" in str(caught.value)
+    (job,) = RenderJob.objects.all()
+    assert job.status == RenderJob.Status.FAILED and device in job.error
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback in the log
+    assert not Artifact.objects.exists()

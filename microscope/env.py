@@ -43,6 +43,23 @@ def env_choice(name: str, default: str, pattern: str, example: str) -> str:
     return value
 
 
+def broker_url(default: str) -> str:
+    """CELERY_BROKER_URL, whose transport kombu must know: else the first job a page or a
+    command queued would fail with kombu's KeyError. Only the scheme is said back, never
+    a password."""
+    from kombu.transport import TRANSPORT_ALIASES  # kombu alone, not Celery: a few ms
+
+    url = env_str("CELERY_BROKER_URL", default)
+    scheme, found, _ = url.partition("://")
+    transport = scheme.partition("+")[0]  # redis+socket://
+    if not found or transport not in TRANSPORT_ALIASES:
+        said = f"{transport!r:.40} is not a broker kombu knows" if found else "no scheme://"
+        raise ImproperlyConfigured(
+            f"CELERY_BROKER_URL: {said}; e.g. redis://host:6379/0 or amqp://user:pass@host//"
+        )
+    return url
+
+
 def env_rate(name: str, default: str) -> str | None:
     """An API throttle's rate, ``600/min`` (second, minute, hour or day); empty turns it off."""
     value = os.environ.get(name, default).strip()

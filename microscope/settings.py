@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from microscope.env import (
+    broker_url,
     database_url,
     env_bool,
     env_choice,
@@ -229,7 +230,7 @@ SPECTACULAR_SETTINGS = {
 MICROSCOPE_RENDER_SOFT_TIME_LIMIT = env_int("MICROSCOPE_RENDER_SOFT_TIME_LIMIT", 6 * 3600)
 
 # Celery: the embedded default is a broker on the filesystem, which needs no server.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
+CELERY_BROKER_URL = broker_url("filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):

@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from microscope.env import (
+    broker_url,
     database_url,
     env_choice,
     env_int,
@@ -75,6 +76,22 @@ def test_set_but_empty_is_refused_and_bad_values_name_their_variable(
     with pytest.raises(ImproperlyConfigured) as refused:
         database_url(60, tmp_path)
     assert "se/cret" not in str(refused.value) and "//...@db/x" in str(refused.value)
+
+
+def test_a_broker_url_kombu_cannot_use_is_refused_without_saying_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for url in ("amqp://guest:secret@mq//", "redis+socket:///run/redis.sock", "memory://"):
+        monkeypatch.setenv("CELERY_BROKER_URL", url)
+        assert broker_url("filesystem://localhost//") == url
+    for url, said in (
+        ("nonsense", "no scheme://"),
+        ("rabbit://guest:secret@mq//", "'rabbit' is not a broker kombu knows"),
+    ):
+        monkeypatch.setenv("CELERY_BROKER_URL", url)
+        with pytest.raises(ImproperlyConfigured) as refused:
+            broker_url("filesystem://localhost//")
+        assert said in str(refused.value) and "secret" not in str(refused.value)
 
 
 def test_a_command_run_with_a_bad_variable_says_so_in_one_line(tmp_path: Path) -> None:

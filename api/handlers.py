@@ -39,8 +39,10 @@ def _json_error(status_code: int, code: str, message: str) -> JsonResponse:
     )
 
 
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIX)
+def is_api(request: HttpRequest) -> bool:
+    """Whether the request is for the API: its path inside the site, after any SCRIPT_NAME
+    prefix the site is mounted under (as the URLconf sees it)."""
+    return request.path_info.startswith(API_PREFIX)
 
 
 def too_large_body(largest: int | None = None) -> dict[str, Any]:
@@ -53,7 +55,7 @@ def too_large_body(largest: int | None = None) -> dict[str, Any]:
 def too_large(request: HttpRequest, largest: int | None = None) -> HttpResponse:
     """A 413 saying the limit: JSON under /api/, the bad-request page elsewhere."""
     body = too_large_body(largest)
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse(body, status=413)
     return render(request, "400.html", {"message": body["error"]["message"]}, status=413)
 
@@ -61,19 +63,19 @@ def too_large(request: HttpRequest, largest: int | None = None) -> HttpResponse:
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):
         return too_large(request)
-    if _is_api(request):
+    if is_api(request):
         return _json_error(400, "bad_request", "The request could not be read.")
     return defaults.bad_request(request, exception)
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return _json_error(403, "permission_denied", str(exception) or "Permission denied.")
     return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         said = exception.args[0] if exception.args else None
         message = said if isinstance(said, str) else f"No API endpoint at {request.path}"
         return _json_error(404, "not_found", message)
@@ -81,6 +83,6 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return _json_error(500, "server_error", "Something went wrong on our side; it is logged.")
     return defaults.server_error(request)

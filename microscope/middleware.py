@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.html import escape
 
-from api.handlers import API_PREFIX, database_locked, error_body, too_large
+from api.handlers import database_locked, error_body, is_api, too_large
 from neurons.validation import (
     NOT_UTF8,
     control_character,
@@ -29,7 +29,7 @@ def _refusal(
     fields: dict[str, list[str]] | None = None,
 ) -> HttpResponse:
     """A refusal before any view: the API's error shape under /api/, a bare page elsewhere."""
-    if request.path.startswith(API_PREFIX):
+    if is_api(request):
         body = error_body(status=status, code=code, message=message, fields=fields)
         return JsonResponse(body, status=status)
     page = f"<!doctype html><title>{title}</title><p>{escape(message)}</p>"
@@ -55,7 +55,7 @@ def pages_urlconf(get_response: Callable[[HttpRequest], HttpResponse]) -> Callab
     (``bench/web.py``). The API's requests, tests and tools use all of ``ROOT_URLCONF``."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        if not request.path_info.startswith(API_PREFIX):
+        if not is_api(request):
             request.urlconf = "microscope.page_urls"
         return get_response(request)
 
@@ -136,7 +136,7 @@ def reject_undecodable_forms(
 
     def middleware(request: HttpRequest) -> HttpResponse:
         if request.method == "POST" and request.content_type in FORMS:
-            if not request.path.startswith(API_PREFIX):
+            if not is_api(request):
                 if (where := undecodable_field(request.POST, request.FILES)) is not None:
                     return _bad_text(request, where, NOT_UTF8)
         return get_response(request)
@@ -156,7 +156,8 @@ def body_limit(
         if request.content_type == "multipart/form-data":  # it may carry a photo as well
             largest += settings.MICROSCOPE_UPLOAD_MAX_BYTES
         is_too_large = (whole_number(request.META.get("CONTENT_LENGTH")) or 0) > largest
-        if not is_too_large or request.path == reverse("api-import"):
+        # reverse() only for the API: it loads the API's URLconf, and DRF with it.
+        if not is_too_large or (is_api(request) and request.path == reverse("api-import")):
             return get_response(request)
         return too_large(request, largest)
 

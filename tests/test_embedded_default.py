@@ -72,6 +72,8 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
         "from django.test import Client; c = Client();"
         "r = c.get('/n/inceptionv1/4c:447', follow=True);"
         f"codes = [c.get(p).status_code for p in {pages!r}];"
+        "big = c.post('/claims/new/', b'x' * 3_000_000, content_type='text/plain');"
+        "codes.append(big.status_code);"  # refused unread, without loading the API's URLconf
         "drf = 'rest_framework.fields' in sys.modules;"
         f"codes += [c.get(p).status_code for p in {api!r}];"
         "from django.conf import settings; missing = c.get('/no/such/page/');"
@@ -83,7 +85,8 @@ def test_the_catalog_works_on_a_fresh_sqlite_file_and_its_pages_never_import_tor
     result = site_python(code, env=env)
     # Neither torch nor Celery: pages send no job, and Celery loads with the first one sent.
     # Nor DRF: it loads with the first API request (microscope.middleware.pages_urlconf).
-    expected = ["200", "/models/inceptionv1/mixed4c/447/", *["200"] * (len(pages) + len(api))]
+    expected = ["200", "/models/inceptionv1/mixed4c/447/", *["200"] * len(pages), "413"]
+    expected += ["200"] * len(api)
     expected += ["False", "False", "False"]
     expected += ["False", "404", "False"]  # safe by default: no DEBUG, no technical 404
     # The URLconf loaded with the application, with the collector off; what startup made is

@@ -18,4 +18,7 @@ if __name__ == "__main__":
         if "--traceback" in sys.argv:
             raise
         said = str(error).strip().splitlines()
-        sys.exit(f"database: {said[0] if said else type(error).__name__} (DATABASE_URL)")
+        sys.exit(
+            f"database: {said[0] if said else type(error).__name__} (see DATABASE_URL; a new "
+            "database needs `manage.py migrate`; --traceback shows where)"
+        )

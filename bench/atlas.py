@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         layer = Layer(model=model, name=spec.name, height=spec.height, width=spec.width)
         wanted = {**tier_params("preview", layer), **overrides}
         recipe = FeatureVisParams(objective="channel", **wanted)
+        recipe.validate()  # the overrides may not fit the tier's other fields
         channels_in_layer = len(best[decl.name])
         count = channels_in_layer if args.per_layer <= 0 else min(args.per_layer, channels_in_layer)
         channels = sorted({int(c) for c in np.linspace(0, channels_in_layer - 1, count)})

@@ -42,6 +42,7 @@ def atlas_request(
 ) -> RenderPlan:
     """Queue what the model's pages lack at ``tier`` (see the module docstring);
     ``featurevis`` parameters, where given, replace the tier's."""
+    params.tier_recipes(tier)  # an unknown tier is refused before anything is asked
     chosen = list(layers) if layers else list(model.layers.order_by("position"))
     for layer in chosen:
         layer.model = model
@@ -86,7 +87,7 @@ class LayerCoverage:
 
 
 def _recipe(wanted: Mapping[str, Any]) -> Q:
-    """What params.tier_of says of an artifact, as a query: the recipe's fields."""
+    """An artifact made with ``wanted``'s recipe (any seed), as a query."""
     extras = params.recipe_extras(wanted)
     query = Q(**{f"params__{k}": wanted[k] for k in params.TIER_FIELDS})
     for name in params.RECIPE_DEFAULTS:
@@ -98,7 +99,7 @@ def _recipe(wanted: Mapping[str, Any]) -> Q:
 
 def coverage(*, model: Model) -> list[LayerCoverage]:
     """Per layer, channels with dataset examples and with a preview or full feature
-    visualization, under the model's current weights; three queries."""
+    visualization, under the model's current weights; four queries."""
     current = Artifact.objects.filter(
         layer__model=model, params__weights_sha256=model.weights_sha256
     )
@@ -107,12 +108,27 @@ def coverage(*, model: Model) -> list[LayerCoverage]:
         return dict(rows.values_list("layer_id").annotate(n=Count("neuron_id", distinct=True)))
 
     examples = counted(current.filter(kind=ArtifactKind.EXAMPLES))
+    layers = list(model.layers.order_by("position"))
     tiers = {}
     for tier in params.TIERS:
+        # Each layer's own recipe of the tier, the one atlas_request asks for: what coverage
+        # counts is what asking again would not queue.
+        recipes: dict[str, tuple[dict[str, Any], list[int]]] = {}
+        for layer in layers:
+            layer.model = model
+            wanted = params.tier_params(tier, layer)
+            recipes.setdefault(repr(sorted(wanted.items())), (wanted, []))[1].append(layer.pk)
         rows = current.filter(
             kind=ArtifactKind.FEATUREVIS, params__code_version=render.CODE_VERSION
         )
-        tiers[tier] = counted(rows.filter(reduce(or_, map(_recipe, params.tier_recipes(tier)))))
+        rows = rows.filter(
+            reduce(
+                or_,
+                (Q(layer_id__in=pks) & _recipe(r) for r, pks in recipes.values()),
+                Q(pk__in=[]),  # no layers: nothing
+            )
+        )
+        tiers[tier] = counted(rows)
     return [
         LayerCoverage(
             layer=layer.name,
@@ -124,5 +140,5 @@ def coverage(*, model: Model) -> list[LayerCoverage]:
             preview=tiers["preview"].get(layer.pk, 0),
             full=tiers["full"].get(layer.pk, 0),
         )
-        for layer in model.layers.order_by("position")
+        for layer in layers
     ]

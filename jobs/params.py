@@ -47,8 +47,9 @@ PREVIEW_FINE = {**PREVIEW, "steps": 128, "lr": 0.5, "transforms": False}
 
 
 def fine(layer: Layer) -> bool:
-    """Whether ``layer`` sees the image at half its resolution or finer (stride 1 or 2)."""
-    return 2 * max(layer.height, layer.width) >= layer.model.input_size
+    """Whether ``layer`` sees the image at half its resolution or finer (stride 1 or 2,
+    padded or not: 224 px to 112 or 111), not a quarter (stride 4: 56)."""
+    return 5 * max(layer.height, layer.width) >= 2 * layer.model.input_size
 
 
 def tier_params(tier: str, layer: Layer | None = None) -> dict[str, Any]:

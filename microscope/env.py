@@ -50,14 +50,16 @@ def broker_url(default: str) -> str:
     from kombu.transport import TRANSPORT_ALIASES  # kombu alone, not Celery: a few ms
 
     url = env_str("CELERY_BROKER_URL", default)
-    scheme, found, _ = url.partition("://")
-    transport = scheme.partition("+")[0]  # redis+socket://
+    scheme, found, rest = url.partition("://")
+    transport = scheme.partition("+")[0].lower()  # redis+socket://; kombu lowers it too
     if not found or transport not in TRANSPORT_ALIASES:
-        said = f"{transport!r:.40} is not a broker kombu knows" if found else "no scheme://"
+        # Said back only if it is a scheme: in "user:pa://ss@host" it is part of a password.
+        named = re.fullmatch(r"[a-z][a-z0-9.-]{0,30}", transport)
+        said = f"{transport!r} is not a broker kombu knows" if found and named else "no scheme://"
         raise ImproperlyConfigured(
             f"CELERY_BROKER_URL: {said}; e.g. redis://host:6379/0 or amqp://user:pass@host//"
         )
-    return url
+    return f"{scheme.lower()}://{rest}"  # as kombu reads it, and the settings that test it
 
 
 def env_rate(name: str, default: str) -> str | None:

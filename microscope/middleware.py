@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
+from django.urls import reverse, set_urlconf
 from django.utils.html import escape
 
 from api.handlers import database_locked, error_body, is_api, too_large
@@ -57,6 +57,9 @@ def pages_urlconf(get_response: Callable[[HttpRequest], HttpResponse]) -> Callab
     def middleware(request: HttpRequest) -> HttpResponse:
         if not is_api(request):
             request.urlconf = "microscope.page_urls"
+            # Django sets it for reverse() only once every middleware has let the request
+            # through: a refusal before that (a 413, a 400) renders its page with it too.
+            set_urlconf(request.urlconf)
         return get_response(request)
 
     return middleware

@@ -146,10 +146,11 @@ def test_a_fine_layer_has_a_preview_of_its_own_and_both_are_the_preview_tier(
     assert "transforms" not in params.featurevis_identity(
         kind=ArtifactKind.FEATUREVIS, layer=f2, channel=0, params=params.tier_params("full")
     )
-    # Coverage counts either recipe as the preview, and neither with a field changed.
+    # Coverage counts each layer's own preview recipe, what asking again would not queue:
+    # not the other layer's, nor either with a field changed.
     for layer, recipe, channel in [
         (f1, fine, 0), (f2, coarse, 0), (f1, {**fine, "transforms": True}, 1),
-        (f2, {**coarse, "pre_relu_steps": 0}, 1),
+        (f2, {**coarse, "pre_relu_steps": 0}, 1), (f1, coarse, 2), (f2, fine, 2),
     ]:  # fmt: skip
         layer.model = mobilenet
         storage.artifact_create(
@@ -162,6 +163,8 @@ def test_a_fine_layer_has_a_preview_of_its_own_and_both_are_the_preview_tier(
         )
     counted = {r.layer: r.preview for r in coverage(model=mobilenet)}
     assert (counted["features_1"], counted["features_2"]) == (1, 1)
+    again = atlas_request(model=mobilenet, layers=[f1, f2], enqueue=False)
+    assert again.existing == 2  # the two that coverage counts
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ Usage, from the repository root:
     .venv/bin/python -m bench.atlas                        # 4 channels a layer, sampled
     .venv/bin/python -m bench.atlas --per-layer 0          # every channel (slow)
     .venv/bin/python -m bench.atlas --steps 48 --lr 0.08   # another preview recipe
-    .venv/bin/python -m bench.atlas --layers features_0 --transforms   # lucent's transforms
 
 For each significant layer it renders ``--per-layer`` channels (evenly spaced) with the
 preview tier's recipe for the layer (``jobs.params.tier_params``: ``PREVIEW``, or
@@ -104,7 +103,6 @@ def _recipe_text(recipe: FeatureVisParams) -> str:
         f"{recipe.steps} steps, {recipe.size} px, lr {recipe.lr}"
         + ("" if recipe.upsample else ", not upsampled")
         + (f", {recipe.pre_relu_steps} pre-ReLU" if recipe.pre_relu_steps else "")
-        + ("" if recipe.transforms else ", no transforms")
     )
 
 
@@ -118,9 +116,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--pre-relu-steps", type=int)
-    parser.add_argument(
-        "--transforms", action=argparse.BooleanOptionalAction, help="lucent's, or none"
-    )
     parser.add_argument("--live", action="store_true", help="follow a running bin/run's atlas")
     parser.add_argument("--layers", default="", help="comma-separated; all by default")
     parser.add_argument("--weights-dir", type=Path, default=Path("var/weights"))
@@ -141,7 +136,6 @@ def main(argv: list[str] | None = None) -> None:
             "size": args.size,
             "lr": args.lr,
             "pre_relu_steps": args.pre_relu_steps,
-            "transforms": args.transforms,
         }.items()
         if value is not None
     }

@@ -25,10 +25,10 @@ EXAMPLES_BINS = 50
 WEIGHTS_TOP = 10
 WEIGHTS_TOP_MAX = 64
 INPUTS, OUTPUTS = "inputs", "outputs"
-FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr", "upsample", "pre_relu_steps", "transforms")
+FEATUREVIS_FIELDS = ("steps", "size", "seed", "lr", "upsample", "pre_relu_steps")
 # Recipe fields stored (in a job's params and an artifact's identity) only where they differ
 # from lucent's recipe, their value here: every key made before they existed stays as it was.
-RECIPE_DEFAULTS: dict[str, Any] = {"upsample": True, "pre_relu_steps": 0, "transforms": True}
+RECIPE_DEFAULTS: dict[str, Any] = {"upsample": True, "pre_relu_steps": 0}
 
 # Quality tiers of feature visualization: a preset of parameters each. "full" is lucent's
 # recipe (its steps settable: MICROSCOPE_RENDER_STEPS); "preview" is fast enough to cover a
@@ -39,11 +39,13 @@ TIER_FIELDS = ("steps", "size", "lr")  # with RECIPE_DEFAULTS, what tells the ti
 # the grey start, and would stay grey (bench/atlas.py).
 PREVIEW = {"steps": 32, "size": 96, "lr": 0.1, "upsample": False, "pre_relu_steps": 8}
 # The preview of a layer that sees the image at half its resolution or finer (MobileNetV2's
-# features_0 and features_1, InceptionV1's conv2d0): its units see 3 to 7 pixels, and their
-# optimum is a pixel-exact pattern. lucent's transforms blur it out of reach, and 32 steps
-# do not get there: with them, no preview of MobileNetV2's features_0 beat the best photo
-# (0/32); with these, 30/32, for 8 s of the whole atlas (bench/atlas.py).
-PREVIEW_FINE = {**PREVIEW, "steps": 128, "lr": 0.5, "transforms": False}
+# features_0 and features_1, InceptionV1's conv2d0): its units see 3 to 7 pixels, and what
+# they want is saturated colour and edges a pixel wide, which 32 steps at lr 0.1 do not
+# reach. With the common preview, 0 of features_0's 32 previews beat the corpus's best
+# photo and 6 of features_1's 16; with this one, 26 and 16, for 10 s of the whole atlas
+# (bench/atlas.py). Without lucent's transforms features_0 got 30, but features_1's images
+# lost their oriented stripes to noise.
+PREVIEW_FINE = {**PREVIEW, "steps": 128, "lr": 0.5}
 
 
 def fine(layer: Layer) -> bool:
@@ -115,12 +117,10 @@ def featurevis_params(
     lr: float = 0.05,
     upsample: bool = True,
     pre_relu_steps: int = 0,
-    transforms: bool = True,
 ) -> dict[str, Any]:
     """A job's feature vis parameters, checked; defaults from settings."""
-    for name, value in {"upsample": upsample, "transforms": transforms}.items():
-        if not isinstance(value, bool):
-            raise ValidationError({name: f"{name} must be true or false, got {value!r}"})
+    if not isinstance(upsample, bool):
+        raise ValidationError({"upsample": f"upsample must be true or false, got {upsample!r}"})
     params = FeatureVisParams(
         steps=_number("steps", settings.MICROSCOPE_RENDER_STEPS if steps is None else steps, int),
         size=_number("size", settings.MICROSCOPE_RENDER_SIZE if size is None else size, int),
@@ -128,7 +128,6 @@ def featurevis_params(
         lr=_number("lr", lr, float),
         upsample=upsample,
         pre_relu_steps=_number("pre_relu_steps", pre_relu_steps, int),
-        transforms=transforms,
     )
     try:
         params.validate()

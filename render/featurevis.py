@@ -341,10 +341,6 @@ def random_transforms(rng: np.random.RandomState) -> Callable[[torch.Tensor], to
     return apply
 
 
-def _same(image: torch.Tensor) -> torch.Tensor:
-    return image
-
-
 def _final_relu(module: nn.Module) -> nn.Module | None:
     """The ReLU whose output is ``module``'s, if any: ``module`` itself (AlexNet's layers,
     InceptionV1's conv2d0-2) or the last of an ``nn.Sequential`` (torchvision's
@@ -637,9 +633,7 @@ def _optimize(
     index = torch.tensor(channels, device=device).repeat_interleave(per)
     optimizer = torch.optim.Adam([spectrum], lr=params.lr)
     # Restarted for every batch: each batch sees the sequence a lone channel would.
-    transform = (
-        random_transforms(np.random.RandomState(params.seed)) if params.transforms else _same
-    )
+    transform = random_transforms(np.random.RandomState(params.seed))
     for step in range(1, params.steps + 1):
         rgb = spectrum_to_rgb(spectrum, params.size)
         acts = layer_output(transform(rgb), step <= params.pre_relu_steps)

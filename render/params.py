@@ -29,11 +29,6 @@ class FeatureVisParams:
     # ReLU that ends it) instead of the activation: a unit that the grey start leaves at zero
     # everywhere gets a gradient (Lucid's "pre_relu" layers). 0: lucent's recipe.
     pre_relu_steps: int = 0
-    # lucent's random jitter, scale and rotation before every step, for an image that stays
-    # an optimum under them (True). False: none, for a unit that sees a few pixels, whose
-    # optimum is a pixel-exact pattern those transforms blur out of reach (the preview of a
-    # model's first layers).
-    transforms: bool = True
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:

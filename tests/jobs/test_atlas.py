@@ -138,18 +138,16 @@ def test_a_fine_layer_has_a_preview_of_its_own_and_both_are_the_preview_tier(
 
     recipes = {j.layer.name: j.params for j in plan.jobs if j.kind == ArtifactKind.FEATUREVIS}
     fine, coarse = recipes["features_1"], recipes["features_2"]
-    assert (fine["steps"], fine["lr"], fine["transforms"]) == (128, 0.5, False)
-    assert coarse == params.tier_params("preview") and "transforms" not in coarse
+    assert (fine["steps"], fine["lr"]) == (128, 0.5) and coarse == params.tier_params("preview")
+    assert {k: v for k, v in fine.items() if k not in ("steps", "lr")} == {
+        k: v for k, v in coarse.items() if k not in ("steps", "lr")
+    }
     assert params.tier_of(fine) == params.tier_of(coarse) == "preview"
-    assert params.tier_of({**fine, "transforms": True}) == "custom"
-    # lucent's transforms, the default, are not in any key made before the field existed.
-    assert "transforms" not in params.featurevis_identity(
-        kind=ArtifactKind.FEATUREVIS, layer=f2, channel=0, params=params.tier_params("full")
-    )
+    assert params.tier_of({**fine, "lr": 0.1}) == "custom"
     # Coverage counts each layer's own preview recipe, what asking again would not queue:
     # not the other layer's, nor either with a field changed.
     for layer, recipe, channel in [
-        (f1, fine, 0), (f2, coarse, 0), (f1, {**fine, "transforms": True}, 1),
+        (f1, fine, 0), (f2, coarse, 0), (f1, {**fine, "size": 128}, 1),
         (f2, {**coarse, "pre_relu_steps": 0}, 1), (f1, coarse, 2), (f2, fine, 2),
     ]:  # fmt: skip
         layer.model = mobilenet
@@ -189,10 +187,3 @@ def test_a_command_quotes_a_long_name_back_cut_to_a_line(mobilenet: Model) -> No
         atlas("m" * 5000)
     assert str(refused.value).startswith(f"unknown model '{'m' * 80}...' (models: ")
     assert len(str(refused.value)) < 300
-
-
-@pytest.mark.parametrize("value", ["false", 0, None])
-def test_transforms_other_than_true_or_false_are_refused_by_name(value: object) -> None:
-    with pytest.raises(ValidationError) as refused:
-        params.featurevis_params(transforms=value)  # type: ignore[arg-type]
-    assert "transforms must be true or false" in str(refused.value.message_dict["transforms"])

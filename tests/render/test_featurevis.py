@@ -170,30 +170,6 @@ def test_a_unit_zero_on_the_grey_start_is_woken_by_its_pre_activation(
         assert after > before, (channel, before, after)
 
 
-def test_without_transforms_a_first_layer_unit_gets_the_pixel_pattern_it_wants(
-    mobilenet: organisms.Loaded,
-) -> None:
-    # features_0's units see 3x3 pixels: their optimum is a pixel-exact pattern, which
-    # lucent's jitter, scale and rotation blur out of reach (a fine layer's preview goes
-    # without them).
-    model, organism = mobilenet.model, mobilenet.organism
-    params = FeatureVisParams(steps=32, size=32, lr=0.5, upsample=False)
-    channels = [1, 2, 3]
-    blurred = render_channels(model, organism, "features_0", channels, params)
-    exact = render_channels(
-        model, organism, "features_0", channels, replace(params, transforms=False)
-    )
-
-    def fed(image: np.ndarray, channel: int) -> float:  # the image as it is, untransformed
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-        with torch.no_grad(), capture(organism.modules(model, ["features_0"])) as outputs:
-            model(organism.preprocess(x))
-        return float(outputs["features_0"][0, channel].mean())
-
-    for channel in channels:  # measured: 3.2 to 6.6 times
-        assert fed(exact[channel][0], channel) > 2 * fed(blurred[channel][0], channel), channel
-
-
 def test_the_pre_activation_is_found_where_a_layer_ends_in_a_relu() -> None:
     def ends_in_relu(slug: str) -> list[str]:
         organism = organisms.get(slug)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
@@ -62,13 +63,21 @@ class Bar:
 
 
 def _tier_rank(identity: dict[str, Any], weights_sha256: str) -> tuple[bool, int]:
-    """What a page shows first: renders of the current weights and code, then full (and
-    custom) renders before previews."""
+    """What a page shows first: renders of the current weights and code; then full renders,
+    and custom ones with at least the full tier's steps and size; then previews; then other
+    custom renders. Anyone signed in may ask for a custom render of 1 step at 16 px: it
+    must not take the place of a better picture."""
     current = (
         identity.get("weights_sha256") == weights_sha256
         and identity.get("code_version") == render.CODE_VERSION
     )
-    return current, 0 if identity.get("upsample") is False else 1
+    if identity.get("upsample") is False:  # the preview tier's recipes
+        return current, 1
+    full = (
+        identity.get("steps", 0) >= settings.MICROSCOPE_RENDER_STEPS
+        and identity.get("size", 0) >= settings.MICROSCOPE_RENDER_SIZE
+    )
+    return current, 2 if full else 0
 
 
 @dataclass
@@ -420,7 +429,7 @@ class Thumbnail:
 
 def _thumbnails(artifacts: QuerySet[Artifact], key: str) -> dict[Any, Thumbnail]:
     """``key`` value -> the best picture among ``artifacts``: the best feature visualization
-    (current weights and code, then full before preview, then the newest; none that stayed
+    (``_tier_rank``, then the newest; none that stayed
     flat grey), else the newest top example's crop (the whole image, for examples swept
     before crops were stored). One query."""
     best: dict[Any, tuple[tuple[bool, int], str]] = {}

@@ -109,6 +109,25 @@ def test_pages_show_the_best_tier_there_is_and_say_which(mobilenet: Model) -> No
     images = APIClient().get("/api/v1/neurons/mobilenet_v2/features_3/2/").json()["images"]
     assert images["featurevis_tier"] == "full"
 
+    # Anyone signed in may ask for a custom render: a newer one of 1 step at 16 px takes
+    # the place of neither; one with at least the full tier's steps and size is shown.
+    def custom(**budget: int) -> object:
+        identity = {**full_identity, **params.featurevis_params(**budget)}
+        return storage.artifact_create(
+            kind=ArtifactKind.FEATUREVIS, neuron=neuron, identity=identity, images=[png()]
+        )
+
+    custom(steps=1, size=16)
+    assert selectors.neuron_visuals(neuron=neuron).featurevis.pk == full.pk
+    Artifact.objects.filter(pk=full.pk).delete()
+    shown = selectors.neuron_visuals(neuron=neuron)
+    assert shown.featurevis_tier == "preview"
+    assert selectors.neuron_thumbnail_urls(neurons=[neuron])[neuron.pk].endswith(
+        shown.featurevis.files[0].rsplit("/", 1)[-1]
+    )
+    better = custom(steps=1024, size=128)
+    assert selectors.neuron_visuals(neuron=neuron).featurevis.pk == better.pk
+
 
 def test_a_preview_wakes_its_unit_on_the_pre_activation_and_full_keys_stay_as_they_were(
     mobilenet: Model,

@@ -52,21 +52,20 @@ def worker_name() -> str:
 def render_job_enqueue(job_id: int, task_id: str) -> bool:
     """Publish the job's message (its id only) to the ``gpu`` queue; return whether it went.
 
-    The job is stored already (this runs on commit): a broker that cannot be reached is a
-    warning, not an error for the request or command that asked. The job stays queued, its
-    publish not counted (so the wait before the next does not double), and the workers'
-    sweep publishes it at its first look."""
-    from kombu.exceptions import OperationalError
-
+    The job is stored already (this runs on commit): a broker that cannot be reached, or
+    refuses the message, is a warning, not an error for the request or command that asked.
+    The job stays queued, its publish not counted (so the wait before the next does not
+    double), and the workers' sweep publishes it at its first look."""
     from jobs import tasks  # Celery loads with the first message a process sends
 
     try:
         tasks.render_task.apply_async(args=[job_id], task_id=task_id)
-    except OperationalError as error:
+    except Exception as error:  # kombu's OperationalError, or whatever a broker raises
         logger.warning(
-            "job %s is queued, but the broker could not be reached (%s): it is published "
+            "job %s is queued, but its message could not be sent (%s: %s): it is published "
             "again once workers sweep the queue",
             job_id,
+            type(error).__name__,
             error,
         )
         RenderJob.objects.filter(id=job_id, task_id=task_id, publishes__gt=0).update(

@@ -48,6 +48,7 @@ def broker_url(default: str) -> str:
     command queued would fail with kombu's KeyError. Only the scheme is said back, never
     a password."""
     from kombu.transport import TRANSPORT_ALIASES  # kombu alone, not Celery: a few ms
+    from kombu.utils.url import parse_url
 
     url = env_str("CELERY_BROKER_URL", default)
     scheme, found, rest = url.partition("://")
@@ -59,7 +60,13 @@ def broker_url(default: str) -> str:
         raise ImproperlyConfigured(
             f"CELERY_BROKER_URL: {said}; e.g. redis://host:6379/0 or amqp://user:pass@host//"
         )
-    return f"{scheme.lower()}://{rest}"  # as kombu reads it, and the settings that test it
+    url = f"{scheme.lower()}://{rest}"  # as kombu reads it, and the settings that test it
+    for each in url.split(";"):  # failover URLs
+        try:
+            parse_url(each)  # as the first job sent would: a port out of range, a bad [IPv6
+        except ValueError as exc:  # kombu's and urllib's messages name no password
+            raise ImproperlyConfigured(f"CELERY_BROKER_URL cannot be read: {exc}") from None
+    return url
 
 
 def env_rate(name: str, default: str) -> str | None:

@@ -88,6 +88,8 @@ def test_a_broker_url_kombu_cannot_use_is_refused_without_saying_its_password(
         ("nonsense", "no scheme://"),
         ("rabbit://guest:secret@mq//", "'rabbit' is not a broker kombu knows"),
         ("guest:sec://ret@mq", "no scheme://"),
+        ("redis://:secret@mq:99999/0", "cannot be read: Port out of range"),
+        ("amqp://mq//;redis://:secret@[::1", "cannot be read: Invalid IPv6 URL"),
     ):
         monkeypatch.setenv("CELERY_BROKER_URL", url)
         with pytest.raises(ImproperlyConfigured) as refused:

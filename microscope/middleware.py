@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse, set_urlconf
 from django.utils.html import escape
@@ -140,7 +141,14 @@ def reject_undecodable_forms(
     def middleware(request: HttpRequest) -> HttpResponse:
         if request.method == "POST" and request.content_type in FORMS:
             if not is_api(request):
-                if (where := undecodable_field(request.POST, request.FILES)) is not None:
+                try:
+                    where = undecodable_field(request.POST, request.FILES)
+                except (BadRequest, LookupError) as exc:
+                    # A form in a charset other than UTF-8 (Django reads no other), or one
+                    # that does not exist. Refused here: the 400 handler's CSRF check
+                    # would read the body again, raise again, and end in a bare 500.
+                    return _bad_text(request, "Content-Type", f"charset: {exc}"[:200])
+                if where is not None:
                     return _bad_text(request, where, NOT_UTF8)
         return get_response(request)
 

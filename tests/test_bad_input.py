@@ -36,3 +36,21 @@ def test_a_nul_byte_in_an_api_request_is_a_400_in_the_error_shape(
     response = client.get("/api/v1/claims/?q=%00")
     assert response.status_code == 400
     assert "q" in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("charset", ["UTF8", "utf-16", "iso-8859-1"])  # an unknown one: UTF-8
+def test_a_page_form_in_another_charset_is_a_400_for_a_browser_with_a_csrf_cookie(
+    db: None, charset: str
+) -> None:
+    # Django reads forms in UTF-8 only. Its 400 handler checked the CSRF token again, which
+    # read the body again and raised again: a bare 500, for any visitor with the cookie.
+    browser = Client(enforce_csrf_checks=True)
+    browser.cookies["csrftoken"] = "abcdefabcdefabcdefabcdefabcdefab"
+    response = browser.generic(
+        "POST",
+        "/search/",
+        b"a=b",
+        content_type=f"application/x-www-form-urlencoded; charset={charset}",
+    )
+    assert response.status_code == 400
+    assert "Content-Type: charset" in response.content.decode()

@@ -12,6 +12,7 @@ from pytest_django.fixtures import Settings
 
 from jobs.models import Artifact, ArtifactKind, RenderJob
 from neurons.models import Model
+from tests.jobs.conftest import execute
 
 
 def render(*args: str) -> str:
@@ -94,13 +95,24 @@ def test_a_render_device_this_machine_lacks_fails_the_job_in_one_line(
 ) -> None:
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
+    queued = render("mobilenet_v2", "f2", "--channels", "0-3", "--steps", "2")  # for workers
+    assert "1 job(s)" in queued
     settings.MICROSCOPE_RENDER_DEVICE = device
 
-    with pytest.raises(CommandError) as caught:
-        render("mobilenet_v2", "f2", "--channels", "0", "--steps", "2", "--sync")
+    for command, args in (("render", ["f2", "--channels", "0"]), ("atlas", [])):
+        with pytest.raises(CommandError) as caught:
+            call_command(command, "mobilenet_v2", *args, "--sync", stdout=StringIO(), verbosity=0)
+        assert f"MICROSCOPE_RENDER_DEVICE={device}, but worker" in str(caught.value)
 
-    assert f"MICROSCOPE_RENDER_DEVICE={device}, but worker" in str(caught.value)
+    # Refused before anything was planned: the workers' job is still theirs to run.
     (job,) = RenderJob.objects.all()
-    assert job.status == RenderJob.Status.FAILED and device in job.error
+    assert job.status == RenderJob.Status.QUEUED and not job.error
     assert not [r for r in caplog.records if r.exc_info]  # no traceback in the log
     assert not Artifact.objects.exists()
+
+    # A worker with that device fails the job it takes in one line.
+    execute(job)
+    assert (
+        job.status == RenderJob.Status.FAILED and f"MICROSCOPE_RENDER_DEVICE={device}" in job.error
+    )
+    assert not [r for r in caplog.records if r.exc_info]

@@ -29,6 +29,7 @@ class Command(render.Command):
         self.add_run_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.check_device(options)
         try:
             model = find_model(options["model"])
             # A layer named twice ("f0 f0", or by its name and its alias) is one layer.

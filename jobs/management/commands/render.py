@@ -93,7 +93,21 @@ class Command(BaseCommand):
             "--wait", action="store_true", help="queue, then follow the jobs until they end"
         )
 
+    @staticmethod
+    def check_device(options: dict[str, Any]) -> None:
+        """With --sync, before anything is planned: a device this machine lacks would fail
+        here every job the command joins, those queued for the workers included."""
+        if options["sync"]:
+            from jobs.kinds import RenderFailure
+            from jobs.worker import render_device  # torch: --sync renders here anyway
+
+            try:
+                render_device()
+            except RenderFailure as exc:
+                raise CommandError(str(exc)) from None
+
     def handle(self, *args: Any, **options: Any) -> None:
+        self.check_device(options)
         try:
             model = find_model(options["model"])
             names = options["layers"]

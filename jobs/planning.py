@@ -146,8 +146,9 @@ class RenderPlan:
     missing: int = 0  # feature visualizations the jobs will render
 
     def extend(self, other: RenderPlan) -> RenderPlan:
+        joined = {job.pk: job for job in self.jobs + other.jobs}  # a job joined twice: once
         return RenderPlan(
-            jobs=self.jobs + other.jobs,
+            jobs=list(joined.values()),
             existing=self.existing + other.existing,
             missing=self.missing + other.missing,
         )
@@ -301,6 +302,7 @@ def render_request(
     """
     if not model.has_weights:
         raise ValidationError({"model": catalog.missing_message(catalog.get(model.slug))})
+    kinds = list(dict.fromkeys(kinds))  # a kind asked twice is asked once
     for kind in kinds:
         if not job_kinds.get(kind).requestable:
             raise ValidationError({"kind": f"{kind}: not asked for here (its app makes it)"})

@@ -273,6 +273,8 @@ def check_weights(entry: Entry, path: Path) -> str:
     """Return the file's sha256 after checking it matches the organism; raise otherwise."""
     if path.is_dir():
         raise WeightsMissing(f"{path} is a folder: give the weights file (.pth) in it")
+    if path.exists() and not path.is_file():
+        raise WeightsMissing(f"{path} is not a file: give the weights file (.pth)")
     if not path.is_file():
         raise WeightsMissing(f"weights file not found: {path}")
     sha256 = file_sha256(path)

@@ -603,7 +603,7 @@ def test_the_render_command_and_jobs_keep_the_api_s_bounds(mobilenet: Model) -> 
         (["--seed", "99999999999"], "seed must be at most 2147483647"),
         (["--channels", ""], "bad channel range"),
         (["--steps", "9" * 27], "too large"),
-        (["--seed", "-1"], "negative: give 0 or more"),
+        (["--seed", "-1"], "'-1' is negative"),
         (["--sync", "--wait"], "not allowed with argument --sync"),
     ):
         with pytest.raises(CommandError, match=message):

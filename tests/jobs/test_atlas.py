@@ -43,6 +43,12 @@ def test_an_atlas_is_planned_in_chunks_and_asking_again_adds_nothing(mobilenet: 
     again = atlas_request(model=mobilenet, layers=[f0, f1], chunk=8, enqueue=False)
     assert RenderJob.objects.count() == count  # the same jobs, joined
     assert {j.pk for j in again.jobs} == {j.pk for j in plan.jobs}
+    # Smaller chunks join the queued ones, each listed once.
+    smaller = atlas_request(model=mobilenet, layers=[f0], chunk=2, enqueue=False)
+    assert RenderJob.objects.count() == count
+    # The 4 chunks of 8, and the layer's examples (features_0 has no layer below to weigh).
+    assert len(smaller.jobs) == len({j.pk for j in smaller.jobs}) == 5
+    assert smaller.missing == 32
 
 
 def test_the_atlas_command_renders_a_layer_and_reports_its_coverage(

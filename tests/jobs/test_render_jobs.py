@@ -121,6 +121,10 @@ def test_asking_for_channels_a_queued_job_has_joins_it_and_more_makes_a_job(
     )
     assert [job.pk for job in other_seed.jobs] != [atlas_job.pk]  # other images: a job of its own
     assert RenderJob.objects.count() == 4
+    twice = planning.render_request(
+        **ask | {"kinds": ["featurevis", "featurevis"]}, channels=range(2)
+    )
+    assert [job.pk for job in twice.jobs] == [atlas_job.pk] and twice.missing == 2
 
 
 def test_a_redelivered_message_for_a_done_job_does_nothing(layer: Layer) -> None:

@@ -123,6 +123,8 @@ def test_a_wrong_weights_file_is_refused_and_nothing_is_stored(tmp_path: Path) -
         add_model("inceptionv1", "--weights", str(tmp_path / "absent.pth"))
     with pytest.raises(CommandError, match="is a folder: give the weights file"):
         add_model("inceptionv1", "--weights", str(tmp_path))
+    with pytest.raises(CommandError, match="/dev/null is not a file"):
+        add_model("inceptionv1", "--weights", "/dev/null")
     # Files that are no state dict at all: text, nothing, a pickle weights_only refuses.
     (tmp_path / "text.pth").write_text("lab-a\n")
     (tmp_path / "empty.pth").write_bytes(b"")

@@ -28,7 +28,7 @@ def whole(text: str) -> int:
     if text.isascii() and text.isdigit():
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is too large (at most 18 digits)")
     if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is negative: give 0 or more")
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is negative")
     raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number (digits 0-9)")
 
 

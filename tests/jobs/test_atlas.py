@@ -56,22 +56,23 @@ def test_the_atlas_command_renders_a_layer_and_reports_its_coverage(
 ) -> None:
     settings.MICROSCOPE_EXAMPLES_DIR = str(corpus)
 
-    first = atlas("mobilenet_v2", "--layers", "f0", "--chunk", "16", "--sync")
+    # features_2: the first layer with the common preview, 32 steps (a fine layer's are 128).
+    first = atlas("mobilenet_v2", "--layers", "f2", "--chunk", "16", "--sync")
 
-    assert "0 feature visualizations already rendered, 32 to render" in first
-    assert "features_0: 32/32 preview, 0/32 full, 32/32 examples" in first
-    stored = Artifact.objects.filter(layer__name="features_0", kind=ArtifactKind.FEATUREVIS)
-    assert stored.count() == 32  # each channel once
+    assert "0 feature visualizations already rendered, 24 to render" in first
+    assert "features_2: 24/24 preview, 0/24 full, 24/24 examples" in first
+    stored = Artifact.objects.filter(layer__name="features_2", kind=ArtifactKind.FEATUREVIS)
+    assert stored.count() == 24  # each channel once
     assert all(params.tier_of(a.params) == "preview" for a in stored)
-    again = atlas("mobilenet_v2", "--layers", "f0", "features_0", "--sync")  # one layer
-    assert "32 feature visualizations already rendered, 0 to render" in again
-    assert stored.count() == 32
-    (row,) = [r for r in coverage(model=mobilenet) if r.layer == "features_0"]
-    assert (row.preview, row.full, row.examples, row.channels) == (32, 0, 32, 32)
+    again = atlas("mobilenet_v2", "--layers", "f2", "features_2", "--sync")  # one layer
+    assert "24 feature visualizations already rendered, 0 to render" in again
+    assert stored.count() == 24
+    (row,) = [r for r in coverage(model=mobilenet) if r.layer == "features_2"]
+    assert (row.preview, row.full, row.examples, row.channels) == (24, 0, 24, 24)
     body = APIClient().get("/api/v1/models/mobilenet_v2/").json()
-    assert body["coverage"][0] == {
-        "layer": "features_0", "alias": "f0", "channels": 32, "height": 112, "width": 112,
-        "examples": 32, "preview": 32, "full": 0,
+    assert body["coverage"][2] == {
+        "layer": "features_2", "alias": "f2", "channels": 24, "height": 56, "width": 56,
+        "examples": 24, "preview": 24, "full": 0,
     }  # fmt: skip
 
 

@@ -429,9 +429,9 @@ class Thumbnail:
 
 def _thumbnails(artifacts: QuerySet[Artifact], key: str) -> dict[Any, Thumbnail]:
     """``key`` value -> the best picture among ``artifacts``: the best feature visualization
-    (``_tier_rank``, then the newest; none that stayed
-    flat grey), else the newest top example's crop (the whole image, for examples swept
-    before crops were stored). One query."""
+    (by ``_tier_rank``, then the newest; none that stayed flat grey), else the newest top
+    example's crop (the whole image, for examples swept before crops were stored). One
+    query."""
     best: dict[Any, tuple[tuple[bool, int], str]] = {}
     examples: dict[Any, str] = {}
     rows = (

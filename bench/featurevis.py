@@ -19,7 +19,8 @@ On the CPU, ours optimizes at most
 Measured on a 2-core AVX-512 development machine, the full tier's image (128 px upsampled
 to 224) at 64 steps, ``--channels 4 --steps 64 --size 128 --batch 4 --threads 1``, seconds
 per channel, best wall of 3 rounds: lucent in its own process 5.05, lucent here 4.72, ours
-2.36 (2.14x and 2.00x). The 64 px form above, an older run on another machine: lucent
+2.36 (2.14x and 2.00x). On another such machine (2026-12-04): 2.75, 2.51 and 1.19 (2.30x
+and 2.10x). The 64 px form above, an older run on another machine: lucent
 0.99, ours at batch 4 0.39 (2.5x).
 
 ``--gpu-throughput`` prints channels per second at 512 steps for every InceptionV1 layer

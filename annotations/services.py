@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -286,10 +287,15 @@ def claim_review(
     verdict: str,
     reason: str,
     revision: int | None = None,
+    made: datetime | None = None,
 ) -> Review:
     """The reviewer's verdict on the current revision, with a reason. ``revision`` is the
     number the reviewer read (None: the current one); a review of an outdated revision is
     refused. An earlier review by the same reviewer is kept, no longer current.
+
+    ``made``: a review made at that time on another instance (an import). It is history,
+    so it is kept on the revision it names even if the claim was revised, retracted or
+    hidden here since; it is the reviewer's current review only if they have none later.
     """
     _signed_in(reviewer, "__all__", "review a claim")
     fresh = _locked(claim)
@@ -297,34 +303,41 @@ def claim_review(
         raise ClaimError(
             "__all__", "authors do not review their own claims", code=ClaimError.FORBIDDEN
         )
-    if fresh.retracted:
+    if fresh.retracted and made is None:
         raise ClaimError("__all__", "this claim is retracted; it is no longer reviewed")
-    _not_hidden(fresh, "reviews")
+    if made is None:
+        _not_hidden(fresh, "reviews")
     current = fresh.current_revision
     if revision is not None and not 1 <= revision <= current.number:
         raise ClaimError(
             "revision", f"the claim has revisions 1 to {current.number}, not {revision}"
         )
-    if revision is not None and revision != current.number:
+    if revision is not None and revision != current.number and made is None:
         raise ClaimError(
             "revision",
             f"the claim was revised (now revision {current.number}) after revision {revision}, "
             "which you reviewed; read it again",
             code=ClaimError.STALE,
         )
+    reviewed = current if revision is None else fresh.revisions.get(number=revision)
     if verdict not in Verdict.values:
         raise ClaimError(
             "verdict", f"verdict must be one of {', '.join(Verdict.values)}, not {verdict!r}"
         )
     reason = _text("reason", reason, limit=REASON_MAX, what="a reason")
+    theirs = Review.objects.filter(claim=fresh, reviewer=reviewer)
+    latest = made is None or not theirs.filter(created__gt=made).exists()
     try:
         with transaction.atomic():
-            Review.objects.filter(claim=fresh, reviewer=reviewer, current=True).update(
-                current=False
-            )
+            if latest:
+                theirs.filter(current=True).update(current=False)
             review = Review.objects.create(
-                claim=fresh, revision=current, reviewer=reviewer, verdict=verdict, reason=reason
-            )
+                claim=fresh, revision=reviewed, reviewer=reviewer, verdict=verdict,
+                reason=reason, current=latest,
+            )  # fmt: skip
+            if made is not None:
+                Review.objects.filter(pk=review.pk).update(created=made)
+                review.created = made
     except IntegrityError:  # the same reviewer twice at once, on SQLite
         raise ClaimError(
             "__all__", "your review changed at the same moment; reload and try again"
@@ -335,12 +348,21 @@ def claim_review(
 
 
 @transaction.atomic
-def comment_create(*, claim: Claim, author: User, body: str) -> Comment:
+def comment_create(
+    *, claim: Claim, author: User, body: str, made: datetime | None = None
+) -> Comment:
+    """``made``: a comment made at that time on another instance (an import), kept even if
+    the claim was hidden here since."""
     _signed_in(author, "__all__", "comment")
     fresh = _locked(claim)
-    _not_hidden(fresh, "comments")
+    if made is None:
+        _not_hidden(fresh, "comments")
     body = _text("body", body, limit=COMMENT_MAX, what="a comment")
-    return Comment.objects.create(claim=fresh, author=author, body=body)
+    comment = Comment.objects.create(claim=fresh, author=author, body=body)
+    if made is not None:
+        Comment.objects.filter(pk=comment.pk).update(created=made)
+        comment.created = made
+    return comment
 
 
 @transaction.atomic

@@ -541,7 +541,10 @@ class _People:
         host = re.sub(r"[^\w.@+-]", "-", parts.hostname or origin)
         if parts.port:
             host = f"{host}-{parts.port}"
-        base = f"{name}@{host}"[:140]
+        # Cut to fit 150 characters with a "-N" suffix, the name and not the "@host" that
+        # tells the account is another instance's.
+        host = host[:70]
+        base = f"{name[: 139 - len(host)]}@{host}"
         username, n = base, 1
         while User.objects.filter(**{User.USERNAME_FIELD: username}).exists():
             n += 1
@@ -806,8 +809,8 @@ def _history_import(
                     verdict=item["verdict"],
                     reason=item["reason"],
                     revision=number,
+                    made=created,  # history: even if revised, retracted or hidden here since
                 )
-                Review.objects.filter(pk=review.pk).update(created=created)
                 have_reviews.add((number, reviewer.pk, created))  # the same twice: once
                 if not item["current"]:
                     superseded.append(review.pk)
@@ -851,10 +854,11 @@ def _comments_import(
             continue
         people.writes_as(author, f"{path}.comments.{index}.author")
         try:
-            comment = services.comment_create(claim=claim, author=author, body=item["body"])
+            comment = services.comment_create(
+                claim=claim, author=author, body=item["body"], made=item["created"]
+            )
         except ClaimError as exc:
             raise _refused(f"{path}.comments.{index}", exc) from None
-        Comment.objects.filter(pk=comment.pk).update(created=item["created"])
         have.add((author.pk, item["created"]))  # the same twice in the document: once
         if item["hidden"]:
             services.content_hide(moderator=importer, content=comment)

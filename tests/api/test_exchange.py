@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -401,6 +402,28 @@ def test_people_of_an_ipv6_instance_get_usernames_that_export_again(
     assert curator.post("/api/v1/import/", again, format="json").status_code == 200
 
 
+def test_a_long_foreign_username_keeps_the_host_that_says_whose_it_is(
+    history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    document = client_for(staff).get("/api/v1/export/?model=inceptionv1").json()
+    curator = elsewhere(client_for, "curator2")
+    document["source"] = LAB_B
+    long = "x" * 150
+    for claim in document["claims"]:  # alice's claims, by a name as long as a username goes
+        for item in (claim, *claim["revisions"]):
+            if item["author"] == "alice":
+                item["author"] = long
+    document["people"] = [
+        {**p, "username": long} if p["username"] == "alice" else p for p in document["people"]
+    ]
+
+    report = curator.post("/api/v1/import/", document, format="json").json()
+
+    (made,) = [name for name in report["people_created"] if name.startswith("xxx")]
+    assert made.endswith("@lab-b.example") and len(made) <= 150
+    assert User.objects.get(username=made).profile.origin_username == long
+
+
 def test_a_review_replaced_there_since_it_was_imported_here_is_replaced_here_too(
     inceptionv1: Model, alice: User, bob: User, staff: User, api: APIClient
 ) -> None:
@@ -612,3 +635,58 @@ def test_flags_of_what_is_here_follow_only_its_author_s_own_instance(
         assert (report["claims_skipped"], report["claims_merged"]) == (3, 0), report
     assert {str(c.uid): (c.status, c.hidden) for c in Claim.objects.all()} == statuses
     assert not Comment.objects.filter(hidden=True).exists()
+
+
+LAB_B = "https://lab-b.example/"
+
+
+def test_reviews_and_comments_made_elsewhere_are_history_whatever_happened_here_since(
+    inceptionv1: Model, alice: User, staff: User, client_for: Callable[[User], APIClient]
+) -> None:
+    """A review of revision 1 given on another instance, then the claim revised, retracted
+    and hidden here: importing that instance's export adds the review (on revision 1) and
+    the comment. Refused, every later export of that instance was refused whole, for ever."""
+    claim = services.claim_create(
+        author=alice, target=neuron("inceptionv1/4c:2"), kind="feature", label="a", argument="b"
+    )
+    curator = client_for(staff)
+    there = _from_elsewhere(curator.get("/api/v1/export/?model=inceptionv1").json(), source=LAB_B)
+    before = timezone.now().isoformat()
+    there["people"].append({"username": "carol", "name": "", "institution": ""})
+    there["claims"][0]["reviews"].append(
+        {"revision": 1, "reviewer": "carol", "verdict": "support", "reason": "v1 is right",
+         "current": True, "hidden": False, "created": before}
+    )  # fmt: skip
+    there["claims"][0]["comments"].append(
+        {"author": "carol", "body": "Seen on lab B.", "hidden": False, "created": before}
+    )
+    services.claim_update(
+        claim=claim, author=alice, based_on=1, label="a", argument="b, revised", expression=""
+    )
+    services.claim_retract(claim=claim, author=alice)
+    services.content_hide(moderator=staff, content=claim)
+
+    response = curator.post("/api/v1/import/", there, format="json")
+
+    assert response.status_code == 200, response.json()
+    assert (response.json()["reviews"], response.json()["comments"]) == (1, 1)
+    claim.refresh_from_db()
+    review = claim.reviews.get()
+    assert (review.revision.number, review.reviewer.username, review.current) == (
+        1, "carol@lab-b.example", True,
+    )  # fmt: skip
+    assert claim.support_count == 0 and claim.status == "retracted"  # revision 2 has none
+    assert claim.comments.get().body == "Seen on lab B." and claim.hidden
+    again = curator.post("/api/v1/import/", there, format="json").json()
+    assert (again["reviews"], again["comments"]) == (0, 0)
+    # An older review of carol's, learnt later (from an instance that synced with lab B
+    # before she changed her mind, where it is still current), is not her current one here.
+    earlier = (timezone.now() - timedelta(hours=1)).isoformat()
+    there["claims"][0]["reviews"].append(
+        {"revision": 1, "reviewer": "carol", "verdict": "dispute", "reason": "at first, no",
+         "current": True, "hidden": False, "created": earlier}
+    )  # fmt: skip
+    assert curator.post("/api/v1/import/", there, format="json").json()["reviews"] == 1
+    assert [(r.verdict, r.current) for r in claim.reviews.order_by("created")] == [
+        ("dispute", False), ("support", True),
+    ]  # fmt: skip

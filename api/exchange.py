@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -1007,6 +1008,13 @@ class ImportReportSerializer(serializers.Serializer):
     )
 
 
+def this_instance(request: Request) -> str:
+    """This instance's address: MICROSCOPE_SITE_URL, else the request's. Without the
+    setting, the same site reached by two names (127.0.0.1 and localhost) is two instances
+    to its imports."""
+    return settings.MICROSCOPE_SITE_URL or request.build_absolute_uri("/")
+
+
 class ExportApi(generics.GenericAPIView):
     @extend_schema(operation_id="export", parameters=[ExportQuery], responses=ExportDoc)
     def get(self, request: Request) -> Response:
@@ -1016,9 +1024,7 @@ class ExportApi(generics.GenericAPIView):
             model = find_model(query.validated_data["model"])
         except BadReference as exc:
             raise serializers.ValidationError({"model": [str(exc)]}) from None
-        document = claims_export(
-            model=model, viewer=request.user, source=request.build_absolute_uri("/")
-        )
+        document = claims_export(model=model, viewer=request.user, source=this_instance(request))
         body = ExportDoc(document).data
         body["signature"] = export_signature(body)
         return Response(body)
@@ -1076,7 +1082,7 @@ class ImportApi(generics.GenericAPIView):
         report = claims_import(
             document=document.validated_data,
             importer=request.user,
-            here=request.build_absolute_uri("/"),
+            here=this_instance(request),
             own=own,
         )
         return Response(asdict(report))

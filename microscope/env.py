@@ -8,6 +8,7 @@ import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -67,6 +68,28 @@ def broker_url(default: str) -> str:
         except ValueError as exc:  # kombu's and urllib's messages name no password
             raise ImproperlyConfigured(f"CELERY_BROKER_URL cannot be read: {exc}") from None
     return url
+
+
+def site_url() -> str:
+    """MICROSCOPE_SITE_URL, the instance's address as other instances know it
+    (``https://microscope.lab-a.example/``), ending in "/"; "" (unset): each request's own
+    address, which depends on the Host it came by."""
+    value = env_str("MICROSCOPE_SITE_URL", "")
+    if not value:
+        return ""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (a port out of range, or not a number, raises)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"MICROSCOPE_SITE_URL={value!r:.80} is not the site's address; "
+            "e.g. https://microscope.lab-a.example/"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ImproperlyConfigured("MICROSCOPE_SITE_URL: an address only, no user, query or #")
+    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}/"
 
 
 def env_rate(name: str, default: str) -> str | None:

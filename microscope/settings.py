@@ -21,6 +21,7 @@ from microscope.env import (
     folder,
     local_secret_key,
     s3_storages,
+    site_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -180,6 +181,8 @@ LOGOUT_REDIRECT_URL = "/"
 # address is the connection's): the API's throttles and the login lockout count per address
 # (api.clients.client_ip).
 MICROSCOPE_TRUSTED_PROXIES = env_int("MICROSCOPE_TRUSTED_PROXIES", 0, minimum=0)
+# This instance's address, as exports name their source and imports know their own people.
+MICROSCOPE_SITE_URL = site_url()
 
 REST_FRAMEWORK = {
     # JSON only: the browsable HTML renderer needs a serializer per view; /api/docs/ is the

@@ -21,6 +21,7 @@ from microscope.env import (
     env_str,
     folder,
     local_secret_key,
+    site_url,
 )
 from tests.conftest import REPO
 
@@ -95,6 +96,19 @@ def test_a_broker_url_kombu_cannot_use_is_refused_without_saying_its_password(
         with pytest.raises(ImproperlyConfigured) as refused:
             broker_url("filesystem://localhost//")
         assert said in str(refused.value) and "sec" not in str(refused.value)  # the password
+
+
+def test_the_site_url_is_an_address_ending_in_a_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MICROSCOPE_SITE_URL", raising=False)
+    assert site_url() == ""  # unset: each request's own address
+    monkeypatch.setenv("MICROSCOPE_SITE_URL", "https://Microscope.Lab-A.example:8443/mic")
+    assert site_url() == "https://microscope.lab-a.example:8443/mic/"
+    for bad in ("lab-a", "ftp://lab-a.example/", "https://lab-a.example:99999/",
+                "https://u:secret@lab-a.example/", "https://lab-a.example/?x=1"):  # fmt: skip
+        monkeypatch.setenv("MICROSCOPE_SITE_URL", bad)
+        with pytest.raises(ImproperlyConfigured, match="MICROSCOPE_SITE_URL") as refused:
+            site_url()
+        assert "secret" not in str(refused.value)
 
 
 def test_a_command_run_with_a_bad_variable_says_so_in_one_line(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from annotations import services
@@ -690,3 +691,27 @@ def test_reviews_and_comments_made_elsewhere_are_history_whatever_happened_here_
     assert [(r.verdict, r.current) for r in claim.reviews.order_by("created")] == [
         ("dispute", False), ("support", True),
     ]  # fmt: skip
+
+
+def test_with_its_site_url_an_instance_knows_its_people_by_whatever_host_it_is_reached(
+    history: list[Claim],
+    staff: User,
+    client_for: Callable[[User], APIClient],
+    settings: Settings,
+) -> None:
+    curator = client_for(staff)
+    own = curator.get("/api/v1/export/?model=inceptionv1").json()
+    new = copy.deepcopy(own["claims"][0]) | {"uid": NEW_UID, "reviews": [], "comments": []}
+    # The same site by another name: without the setting, its imports would take it for
+    # another instance, and alice of "http://testserver/" for someone else.
+    settings.ALLOWED_HOSTS = ["testserver", "localhost"]
+    settings.MICROSCOPE_SITE_URL = "http://testserver/"
+    source = curator.get("/api/v1/export/?model=inceptionv1", HTTP_HOST="localhost").json()
+    assert source["source"] == "http://testserver/"
+    refused = curator.post(
+        "/api/v1/import/",
+        _from_elsewhere(own) | {"claims": [new]},
+        format="json", HTTP_HOST="localhost",
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert "alice is a person of this instance" in str(refused.json()["error"]["fields"])

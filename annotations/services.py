@@ -173,6 +173,14 @@ def _not_hidden(claim: Claim, what: str) -> None:
         raise ClaimError("__all__", f"this claim was hidden by a moderator; it takes no {what}")
 
 
+def _dated(row: Review | Comment, made: datetime | None) -> None:
+    """Give a row made elsewhere (an import) its time there: ``created`` is auto_now_add,
+    which create() sets whatever it is given."""
+    if made is not None:
+        type(row).objects.filter(pk=row.pk).update(created=made)
+        row.created = made
+
+
 def _locked(claim: Claim) -> Claim:
     """The claim's row, locked until commit (PostgreSQL), so that edits and reviews queue.
 
@@ -335,9 +343,7 @@ def claim_review(
                 claim=fresh, revision=reviewed, reviewer=reviewer, verdict=verdict,
                 reason=reason, current=latest,
             )  # fmt: skip
-            if made is not None:
-                Review.objects.filter(pk=review.pk).update(created=made)
-                review.created = made
+            _dated(review, made)
     except IntegrityError:  # the same reviewer twice at once, on SQLite
         raise ClaimError(
             "__all__", "your review changed at the same moment; reload and try again"
@@ -359,9 +365,7 @@ def comment_create(
         _not_hidden(fresh, "comments")
     body = _text("body", body, limit=COMMENT_MAX, what="a comment")
     comment = Comment.objects.create(claim=fresh, author=author, body=body)
-    if made is not None:
-        Comment.objects.filter(pk=comment.pk).update(created=made)
-        comment.created = made
+    _dated(comment, made)
     return comment
 
 

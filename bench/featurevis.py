@@ -20,7 +20,11 @@ Measured on a 2-core AVX-512 development machine, the full tier's image (128 px 
 to 224) at 64 steps, ``--channels 4 --steps 64 --size 128 --batch 4 --threads 1``, seconds
 per channel, best wall of 3 rounds: lucent in its own process 5.05, lucent here 4.72, ours
 2.36 (2.14x and 2.00x). On another such machine (2026-12-04): 2.75, 2.51 and 1.19 (2.30x
-and 2.10x). The 64 px form above, an older run on another machine: lucent
+and 2.10x). On a 2-core AMD EPYC (AVX-512, 2026-12-06), 4 rounds, with the in-place ReLU6
+that copies nothing (``render.featurevis._InPlaceReLU6``): 3.02, 2.90 and 1.45 (2.09x and
+2.00x); without it, the same machine an hour before: 3.09, 3.23 and 1.52. Rounds on these
+shared machines vary by 10-15%; torch.profiler, which counts each kernel, is steadier for a
+change of ours (the ReLU6 change: copies from 139 to 46 ms of a 1.5 s render). The 64 px form above, an older run on another machine: lucent
 0.99, ours at batch 4 0.39 (2.5x).
 
 ``--gpu-throughput`` prints channels per second at 512 steps for every InceptionV1 layer

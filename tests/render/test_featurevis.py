@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from torch.profiler import profile
 
 from render import organisms
 from render.featurevis import (
@@ -25,6 +26,7 @@ from render.featurevis import (
     _final_relu,
     _image_losses,
     _initial_spectrum,
+    _InPlaceReLU6,
     _OneDnnPointwise,
     _similarity,
     cpu_batch_images,
@@ -462,6 +464,31 @@ def test_its_render_copy_for_the_cpu_gives_the_models_input_gradients(
         assert any(isinstance(m, _OneDnnPointwise) for m in prepared.modules())
     assert expected.abs().max() > 0
     assert_close_to_scale(actual, expected)
+
+
+def test_its_render_copy_s_relu6_copies_nothing_and_gives_relu6_s_numbers(
+    mobilenet: organisms.Loaded,
+) -> None:
+    prepared = render_copy(mobilenet.model, cpu=True)
+    relus = [m for m in prepared.modules() if isinstance(m, nn.ReLU6)]
+    assert len(relus) == 35 and all(type(m) is _InPlaceReLU6 for m in relus)
+
+    # Both sides of each bound, and the bounds themselves, where the gradient stops.
+    x = torch.tensor([-2.0, -0.0, 0.0, 1e-7, 3.0, 6.0 - 1e-6, 6.0, 6.5, 100.0]).repeat(4, 1)
+
+    def relu6(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        leaf = x.clone().requires_grad_(True)
+        with profile() as run:
+            out = module(leaf * 1)  # in place on a tensor that autograd tracks
+        (gradient,) = torch.autograd.grad((out * torch.arange(1.0, 10.0)).sum(), [leaf])
+        return out.detach(), gradient, [e.name for e in run.events()]
+
+    expected, expected_gradient, plain_ops = relu6(nn.ReLU6(inplace=True))
+    actual, gradient, ops = relu6(_InPlaceReLU6(inplace=True))
+
+    assert torch.equal(actual, expected) and torch.equal(gradient, expected_gradient)
+    assert gradient[0].tolist() == [0, 0, 0, 4, 5, 6, 0, 0, 0]
+    assert "aten::clone" in plain_ops and "aten::clone" not in ops
 
 
 def test_its_render_copy_folds_resnets_named_batchnorms_too() -> None:

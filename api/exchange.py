@@ -16,7 +16,7 @@ import ipaddress
 import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, permissions, serializers
 from rest_framework.request import Request
@@ -109,13 +110,33 @@ class TermDoc(serializers.Serializer):
     coefficient = serializers.FloatField()
 
 
+class Moment(serializers.DateTimeField):
+    """A date and time with its offset (``2026-11-02T09:15:00Z``), as an export writes
+    them: one without (``2026-11-02T09:15:00``) names no moment, read here in this
+    server's zone and there in another's."""
+
+    default_error_messages = {
+        "naive": "a date and time without a time zone; give its offset (Z or +01:00)"
+    }
+
+    def to_internal_value(self, value: Any) -> datetime:
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value)
+            except ValueError:  # well formed, no date (month 13): DRF says so below
+                parsed = None
+            if parsed is not None and timezone.is_naive(parsed):
+                self.fail("naive")
+        return super().to_internal_value(value)
+
+
 class RevisionDoc(serializers.Serializer):
     number = Whole(min_value=1, max_value=2**31 - 1)
     label = OneLine(allow_blank=True)
     expression = Text(allow_blank=True, required=False, default="")
     argument = Text(allow_blank=True)
     author = Text(**USERNAME)
-    created = serializers.DateTimeField()
+    created = Moment()
     terms = TermDoc(many=True, required=False, help_text="for readers; import re-derives them")
 
 
@@ -126,14 +147,14 @@ class ReviewDoc(serializers.Serializer):
     reason = Text(allow_blank=True)
     current = Flag(required=False, default=True)
     hidden = Flag(required=False, default=False)
-    created = serializers.DateTimeField()
+    created = Moment()
 
 
 class CommentDoc(serializers.Serializer):
     author = Text(**USERNAME)
     body = Text(allow_blank=True)
     hidden = Flag(required=False, default=False)
-    created = serializers.DateTimeField()
+    created = Moment()
 
 
 class ClaimDoc(serializers.Serializer):
@@ -141,8 +162,8 @@ class ClaimDoc(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Kind.choices)
     target = Text(max_length=200, help_text="inceptionv1/4c:447")
     author = Text(**USERNAME)
-    created = serializers.DateTimeField()
-    retracted_at = serializers.DateTimeField(allow_null=True, required=False, default=None)
+    created = Moment()
+    retracted_at = Moment(allow_null=True, required=False, default=None)
     hidden = Flag(required=False, default=False)
     revisions = RevisionDoc(many=True, allow_empty=False)
     reviews = ReviewDoc(many=True, required=False, default=list)
@@ -239,7 +260,7 @@ class ExportDoc(serializers.Serializer):
     format = serializers.ChoiceField(choices=[FORMAT])
     version = serializers.ChoiceField(choices=[VERSION])
     model = Slug()
-    exported = serializers.DateTimeField(required=False)
+    exported = Moment(required=False)
     source = Text(
         max_length=300,
         required=False,
@@ -270,7 +291,24 @@ class ExportDoc(serializers.Serializer):
                         {f"{name}.{index}.{key}": f"{item[key]} is in the document twice"}
                     )
                 seen.add(item[key])
+        people = {person["username"] for person in data["people"]}
+        for where, username in _named(data):
+            if username not in people:
+                raise serializers.ValidationError(
+                    {where: f"{username} is not among the document's people"}
+                )
         return data
+
+
+def _named(document: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(path, username) of each person a document's claims and lists name."""
+    for c, claim in enumerate(document["claims"]):
+        yield f"claims.{c}.author", claim["author"]
+        for part, key in (("revisions", "author"), ("reviews", "reviewer"), ("comments", "author")):
+            for i, item in enumerate(claim[part]):
+                yield f"claims.{c}.{part}.{i}.{key}", item[key]
+    for i, neuron_list in enumerate(document["lists"]):
+        yield f"lists.{i}.owner", neuron_list["owner"]
 
 
 # Export (a read) -----------------------------------------------------------------------------
@@ -430,6 +468,9 @@ class ImportReport:
     revisions: int = 0
     reviews: int = 0
     comments: int = 0
+    # Claims retracted, and reviews replaced and content hidden, by their own instance since
+    # this one imported them.
+    flags: int = 0
     lists_created: int = 0
     list_entries: int = 0  # entries added to lists, new or here already
     people_created: list[str] = field(default_factory=list)
@@ -525,6 +566,11 @@ class _People:
                     "change it"
                 }
             )
+
+    def follows(self, user: AbstractBaseUser) -> bool:
+        """Whether the document says for ``user`` what only they, or their instance, can:
+        it comes from their instance, or is this instance's own export."""
+        return self._own() or self.speaks_for(user)
 
     def speaks_for(self, user: AbstractBaseUser) -> bool:
         """Whether the document comes from the instance of another's ``user``, so that its
@@ -673,7 +719,7 @@ def claims_import(
                     }
                 )
             added = _claim_merge(
-                claim=claim, data=data, path=path, people=people, importer=importer
+                claim=claim, data=data, path=path, people=people, importer=importer, report=report
             )
             if added:
                 report.claims_merged += 1
@@ -682,6 +728,7 @@ def claims_import(
         report.revisions += added.revisions
         report.reviews += added.reviews
         report.comments += added.comments
+        report.flags += added.flags
     _lists_import(document=document, people=people, report=report)
     return report
 
@@ -757,9 +804,13 @@ def _history_import(
     (same reviewer, revision and time), in the order the services first accepted them:
     each revision, then the reviews of it, then the next revision."""
     have_revisions = claim.revision_number
-    have_reviews = set(
-        Review.objects.filter(claim=claim).values_list("revision__number", "reviewer", "created")
-    )
+    # (revision, reviewer, time) -> (verdict, reason): a review is never edited.
+    have_reviews = {
+        (number, reviewer, created): (verdict, reason)
+        for number, reviewer, created, verdict, reason in Review.objects.filter(
+            claim=claim
+        ).values_list("revision__number", "reviewer", "created", "verdict", "reason")
+    }
     events = [
         (r["number"], 0, r["created"], i, "revision", r) for i, r in enumerate(data["revisions"])
     ]
@@ -772,9 +823,14 @@ def _history_import(
     for number, _, created, index, what, item in sorted(events, key=lambda e: e[:4]):
         if what == "revision" and number <= have_revisions:
             continue
+        where = f"{path}.{what}s.{index}"
         if what == "review":
             reviewer = people.get(item["reviewer"])
             if (number, reviewer.pk, created) in have_reviews:
+                _same_as_here(
+                    where, "review", have_reviews[number, reviewer.pk, created],
+                    (item["verdict"], item["reason"].strip()),
+                )  # fmt: skip
                 if not people.speaks_for(reviewer):
                     continue
                 here = Review.objects.filter(
@@ -787,7 +843,6 @@ def _history_import(
                 superseded += [review.pk for review in replaced]
                 added.flags += len(hidden) + len(replaced)
                 continue
-        where = f"{path}.{what}s.{index}"
         try:
             if what == "revision":
                 author = people.get(item["author"])
@@ -812,7 +867,7 @@ def _history_import(
                     revision=number,
                     made=created,  # history: even if revised, retracted or hidden here since
                 )
-                have_reviews.add((number, reviewer.pk, created))  # the same twice: once
+                have_reviews[number, reviewer.pk, created] = (review.verdict, review.reason)
                 if not item["current"]:
                     superseded.append(review.pk)
                 if item["hidden"]:
@@ -832,6 +887,20 @@ def _history_import(
     return added
 
 
+def _same_as_here(where: str, what: str, here: object, theirs: object) -> None:
+    """Refuse a review or comment that is here already (same person, revision and time, or
+    earlier in the document) with other content: neither is ever edited, so the document
+    was, and which one to keep is not a guess."""
+    if here != theirs:
+        raise ValidationError(
+            {
+                where: f"this {what} (same person and time) is here already, or earlier in "
+                f"the document, with other content: a {what} is never edited; nothing was "
+                "imported"
+            }
+        )
+
+
 def _comments_import(
     *,
     claim: Claim,
@@ -842,10 +911,20 @@ def _comments_import(
     added: _Added,
 ) -> None:
     """The comments the claim does not have yet (same author and time), counted in ``added``."""
-    have = set(Comment.objects.filter(claim=claim).values_list("author", "created"))
+    # (author, time) -> body: a comment is never edited.
+    have = {
+        (author, created): body
+        for author, created, body in Comment.objects.filter(claim=claim).values_list(
+            "author", "created", "body"
+        )
+    }
     for index, item in enumerate(data["comments"]):
         author = people.get(item["author"])
         if (author.pk, item["created"]) in have:
+            _same_as_here(
+                f"{path}.comments.{index}", "comment", have[author.pk, item["created"]],
+                item["body"].strip(),
+            )  # fmt: skip
             if item["hidden"] and people.speaks_for(author):  # hidden there since imported here
                 for shown in Comment.objects.filter(
                     claim=claim, author=author, created=item["created"], hidden=False
@@ -860,7 +939,7 @@ def _comments_import(
             )
         except ClaimError as exc:
             raise _refused(f"{path}.comments.{index}", exc) from None
-        have.add((author.pk, item["created"]))  # the same twice in the document: once
+        have[author.pk, item["created"]] = comment.body
         if item["hidden"]:
             services.content_hide(moderator=importer, content=comment)
         added.comments += 1
@@ -900,7 +979,13 @@ def _claim_import(
 
 
 def _claim_merge(
-    *, claim: Claim, data: Mapping[str, Any], path: str, people: _People, importer: AbstractBaseUser
+    *,
+    claim: Claim,
+    data: Mapping[str, Any],
+    path: str,
+    people: _People,
+    importer: AbstractBaseUser,
+    report: ImportReport,
 ) -> _Added:
     """What the document has of a claim that this instance lacks. Its revisions up to this
     instance's current one must be the same (else the claim was edited on both sides, and
@@ -922,10 +1007,24 @@ def _claim_merge(
     _comments_import(
         claim=claim, data=data, path=path, people=people, importer=importer, added=added
     )
+    # Only its author retracts a claim: a retraction comes from their own instance (or, for
+    # this instance's people, from its own export); a moderator's hiding, likewise.
     retracted = bool(data["retracted_at"]) and not claim.retracted
-    if retracted:  # only its author retracts a claim
+    if retracted:
         people.writes_as(claim.author, f"{path}.retracted_at")
-    hide = data["hidden"] and not claim.hidden and people.speaks_for(claim.author)
+    hide = data["hidden"] and not claim.hidden
+    for flag, wanted, what in (
+        ("retracted_at", retracted, "retracted"),
+        ("hidden", hide, "hidden"),
+    ):
+        if wanted and not people.follows(claim.author):
+            report.ignored.append(
+                f"{path}.{flag}: claim {claim.uid} is {what} in the document; only "
+                f"{claim.author.get_username()}'s own instance says so here"
+            )
+    retracted = retracted and people.follows(claim.author)
+    hide = hide and people.follows(claim.author)
+    added.flags += retracted + hide
     if added or retracted or hide:
         _claim_end_state(
             claim=claim,
@@ -998,6 +1097,10 @@ class ImportReportSerializer(serializers.Serializer):
     revisions = serializers.IntegerField()
     reviews = serializers.IntegerField()
     comments = serializers.IntegerField()
+    flags = serializers.IntegerField(
+        help_text="claims retracted, reviews replaced and content hidden by their own "
+        "instance since they were imported here"
+    )
     lists_created = serializers.IntegerField()
     list_entries = serializers.IntegerField(help_text="entries added to lists")
     people_created = serializers.ListField(child=Text())

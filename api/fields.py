@@ -6,7 +6,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from django.http import QueryDict
 from rest_framework import serializers
+from rest_framework.fields import ListField
 
 from neurons.validation import one_line
 
@@ -67,6 +69,16 @@ class Input(serializers.Serializer):
                     {str(name)[:40]: [f"not a field here; the fields are {known}"]
                      for name in unknown[:10]}
                 )  # fmt: skip
+        if isinstance(data, QueryDict):
+            # A form field given twice (label=a&label=b): which one was meant is not a
+            # guess, as for a repeated JSON key or query parameter; a list takes them all.
+            repeated = {
+                name: [f"given {len(values)} times; give it once"]
+                for name, values in data.lists()
+                if len(values) > 1 and not isinstance(self.fields.get(name), ListField)
+            }
+            if repeated:
+                raise serializers.ValidationError(repeated)
         return super().to_internal_value(data)
 
 

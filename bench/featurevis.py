@@ -24,8 +24,8 @@ and 2.10x). On a 2-core AMD EPYC (AVX-512, 2026-12-06), 4 rounds, with the in-pl
 that copies nothing (``render.featurevis._InPlaceReLU6``): 3.02, 2.90 and 1.45 (2.09x and
 2.00x); without it, the same machine an hour before: 3.09, 3.23 and 1.52. Rounds on these
 shared machines vary by 10-15%; torch.profiler, which counts each kernel, is steadier for a
-change of ours (the ReLU6 change: copies from 139 to 46 ms of a 1.5 s render). The 64 px form above, an older run on another machine: lucent
-0.99, ours at batch 4 0.39 (2.5x).
+change of ours (the ReLU6 change: copies from 139 to 46 ms of a 1.5 s render). The 64 px
+form above, an older run on another machine: lucent 0.99, ours at batch 4 0.39 (2.5x).
 
 ``--gpu-throughput`` prints channels per second at 512 steps for every InceptionV1 layer
 (random weights: speed does not depend on them) and for one MobileNetV2 layer, and the time

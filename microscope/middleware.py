@@ -38,14 +38,13 @@ def _refusal(
 
 
 def _bad_text(request: HttpRequest, where: str, message: str) -> HttpResponse:
-    message = f"{where}: {message}"
     return _refusal(
         request,
         status=400,
         code="invalid",
         title="Bad request",
-        message=message,
-        fields={where: [message]},
+        message=f"{where}: {message}",
+        fields={where: [message]},  # named by its key, as a serializer's errors are
     )
 
 
@@ -88,6 +87,9 @@ class DatabaseBusy:
         return response
 
 
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 class QueryCheck:
     """Checks of the path and the query, for every page and endpoint at once, each a 400
     naming what it refuses, so no view, form or database sees it:
@@ -96,8 +98,9 @@ class QueryCheck:
     - a query parameter that is not UTF-8 (Django reads it as U+FFFD), or with a control
       character or a bidi override (``neurons.validation.control_character``): pages repeat
       what was searched for, in their title too;
-    - a parameter given twice (``status=bogus&status=proposed``), unless its view reads a
-      list of it (``neurons.validation.repeatable``): which one was meant is not a guess.
+    - a parameter given twice (``status=bogus&status=proposed``), or a page's form field,
+      unless its view reads a list of it (``neurons.validation.repeatable``): which one was
+      meant is not a guess.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -125,10 +128,13 @@ class QueryCheck:
                     )
         if (where := undecodable_field(request.GET)) is not None:
             return _bad_text(request, where, NOT_UTF8)
+        if request.method == "POST" and request.content_type in FORMS and not is_api(request):
+            # A page's form field given twice (kind=circuit&kind=feature), likewise; the
+            # API's are refused by its serializers (api.fields.Input), where a list may be.
+            for key, values in request.POST.lists():
+                if len(values) > 1 and key not in lists:
+                    return _bad_text(request, key[:40], f"given {len(values)} times; give it once")
         return None
-
-
-FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def reject_undecodable_forms(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-from django.test import Client
+from collections.abc import Callable
+from urllib.parse import urlencode
 
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from rest_framework.test import APIClient
+
+from annotations.models import Claim
 from neurons.models import Model
 
 
@@ -35,7 +41,29 @@ def test_a_nul_byte_in_an_api_request_is_a_400_in_the_error_shape(
 ) -> None:
     response = client.get("/api/v1/claims/?q=%00")
     assert response.status_code == 400
-    assert "q" in response.json()["error"]["fields"]
+    # Named by its key, as a serializer names a field: not "q: q: NUL bytes ...".
+    assert response.json()["error"]["fields"] == {"q": ["NUL bytes (%00) are not allowed"]}
+
+
+def test_a_form_field_given_twice_is_a_400_naming_it_on_pages_and_in_the_api(
+    client: Client, inceptionv1: Model, alice: User, client_for: Callable[[User], APIClient]
+) -> None:
+    claim = {"kind": "feature", "target": "inceptionv1/4c:447", "argument": "wheels"}
+    twice = urlencode({**claim, "label": ["cars", "trucks"]}, doseq=True)
+    form = "application/x-www-form-urlencoded"
+    client.force_login(alice)
+    page = client.post("/claims/new/", twice, content_type=form)
+    assert page.status_code == 400
+    assert "label: given 2 times; give it once" in page.content.decode()
+    api = client_for(alice).post("/api/v1/claims/", twice, content_type=form)
+    assert api.status_code == 400
+    assert api.json()["error"]["fields"] == {"label": ["given 2 times; give it once"]}
+    assert not Claim.objects.exists()
+    # A field that takes a list takes each value given.
+    kinds = urlencode({"neuron": "inceptionv1/4c:447", "kinds": ["featurevis", "bogus"]}, True)
+    listed = client_for(alice).post("/api/v1/render-jobs/", kinds, content_type=form)
+    assert listed.status_code == 400
+    assert list(listed.json()["error"]["fields"]) == ["kinds.1"]  # the second one read
 
 
 @pytest.mark.parametrize("charset", ["UTF8", "utf-16", "iso-8859-1"])  # an unknown one: UTF-8

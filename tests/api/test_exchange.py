@@ -128,6 +128,7 @@ def test_an_export_and_import_round_trip_and_a_second_import_adds_nothing(
         "revisions": 4,
         "reviews": 3,
         "comments": 1,
+        "flags": 0,
         "lists_created": 0,
         "list_entries": 0,
         "people_created": ["alice", "bob", "carol"],
@@ -486,6 +487,11 @@ def _from_elsewhere(document: dict, *, source: str | None = EVIL) -> dict:
     return document
 
 
+def _with_people(document: dict, *usernames: str) -> dict:
+    """``document`` with more people of its source."""
+    return document | {"people": [*document["people"], *({"username": n} for n in usernames)]}
+
+
 def _refused_at(curator: APIClient, document: dict) -> set[str]:
     response = curator.post("/api/v1/import/", document, format="json")
     assert response.status_code == 400, response.json()
@@ -551,13 +557,15 @@ def test_only_this_instance_s_own_export_writes_as_its_people(
     # A claim or a list here keeps its author or owner.
     taken = copy.deepcopy(circuit) | {"author": "mallory"}
     taken["revisions"][0]["author"] = "mallory"
-    assert _refused_at(curator, _from_elsewhere(own) | {"claims": [taken]}) == {"claims.0.author"}
+    taking = _with_people(_from_elsewhere(own) | {"claims": [taken]}, "mallory")
+    assert _refused_at(curator, taking) == {"claims.0.author"}
     as_alice = client_for(alice)
     url = as_alice.post("/api/v1/lists/", {"title": "curves"}).json()["api_url"]
     as_alice.post(f"{url}entries/", {"neuron": "inceptionv1/3b:10", "note": "early"})
     mine = curator.get("/api/v1/export/?model=inceptionv1").json()["lists"][0]
     theirs = mine | {"owner": "mallory"}
-    assert _refused_at(curator, _from_elsewhere(own) | {"lists": [theirs]}) == {"lists.0.owner"}
+    taking = _with_people(_from_elsewhere(own) | {"lists": [theirs]}, "mallory")
+    assert _refused_at(curator, taking) == {"lists.0.owner"}
     # A list of theirs that is not here, or an entry it lacks, they deleted here (or never
     # made): left out, and said so, not refused (the rest of the document imports).
     added = mine | {"entries": [{"ref": "inceptionv1/4c:1", "note": "EVIL"}]}
@@ -588,9 +596,8 @@ def test_only_this_instance_s_own_export_writes_as_its_people(
             "created": now,
         }
     )
-    report = curator.post(
-        "/api/v1/import/", _from_elsewhere(own) | {"claims": [visitor]}, format="json"
-    ).json()
+    visiting = _with_people(_from_elsewhere(own) | {"claims": [visitor]}, "zed")
+    report = curator.post("/api/v1/import/", visiting, format="json").json()
     assert (report["claims_merged"], report["reviews"], report["people_created"]) == (
         1,
         1,
@@ -715,3 +722,128 @@ def test_with_its_site_url_an_instance_knows_its_people_by_whatever_host_it_is_r
     )  # fmt: skip
     assert refused.status_code == 400
     assert "alice is a person of this instance" in str(refused.json()["error"]["fields"])
+
+
+LAB_A, LAB_C = "https://lab-a.example/", "https://lab-c.example/"
+
+
+def _lab_a(document: dict) -> dict:
+    """An export of here as lab A's: all its people are lab A's."""
+    document = copy.deepcopy(document) | {"source": LAB_A}
+    for person in document["people"]:
+        person.pop("origin", None), person.pop("origin_username", None)
+    return document
+
+
+@pytest.fixture
+def from_lab_a(
+    history: list[Claim], staff: User, client_for: Callable[[User], APIClient]
+) -> tuple[APIClient, dict]:
+    """Lab A's claims imported here; a curator here, and lab A's export."""
+    document = _lab_a(client_for(staff).get("/api/v1/export/?model=inceptionv1").json())
+    wipe()
+    curator = client_for(User.objects.create_user("curator2", is_staff=True))
+    assert curator.post("/api/v1/import/", document, format="json").status_code == 200
+    return curator, document
+
+
+def test_a_claim_retracted_or_hidden_there_since_is_so_here_and_the_report_says_so(
+    from_lab_a: tuple[APIClient, dict],
+) -> None:
+    curator, document = from_lab_a
+    circuit = document["claims"][0]
+    # Retracted and hidden, as a third instance says: not its say, and said so.
+    third = copy.deepcopy(document) | {"source": LAB_C}
+    for person in third["people"]:
+        person |= {"origin": LAB_A, "origin_username": person["username"]}
+    third["claims"][0] |= {"retracted_at": timezone.now().isoformat(), "hidden": True}
+    report = curator.post("/api/v1/import/", third, format="json").json()
+    assert (report["claims_merged"], report["claims_skipped"], report["flags"]) == (0, 3, 0)
+    assert [line.split(":")[0] for line in report["ignored"]] == [
+        "claims.0.retracted_at",
+        "claims.0.hidden",
+    ]
+    claim = Claim.objects.get(uid=circuit["uid"])
+    assert not claim.retracted and not claim.hidden
+
+    # The same, from lab A itself: taken, and counted.
+    retracted = copy.deepcopy(document)
+    retracted["claims"][0] |= {"retracted_at": timezone.now().isoformat(), "hidden": True}
+    report = curator.post("/api/v1/import/", retracted, format="json").json()
+    assert (report["claims_merged"], report["claims_skipped"], report["flags"]) == (1, 2, 2)
+    assert report["ignored"] == []
+    claim.refresh_from_db()
+    assert claim.retracted and claim.hidden and claim.status == "retracted"
+
+
+def test_a_review_or_comment_that_the_document_changed_is_refused_whole(
+    from_lab_a: tuple[APIClient, dict],
+) -> None:
+    curator, document = from_lab_a
+    circuit = document["claims"][0]
+    changed_review = copy.deepcopy(document)
+    changed_review["claims"][0]["reviews"][0]["verdict"] = "support"
+    changed_reason = copy.deepcopy(document)
+    changed_reason["claims"][0]["reviews"][0]["reason"] = "fine after all"
+    changed_comment = copy.deepcopy(document)
+    changed_comment["claims"][0]["comments"][0]["body"] = "Awful."
+    for changed, where in [
+        (changed_review, "claims.0.reviews.0"),
+        (changed_reason, "claims.0.reviews.0"),
+        (changed_comment, "claims.0.comments.0"),
+    ]:
+        assert circuit["reviews"][0]["verdict"] == "dispute"
+        assert _refused_at(curator, changed) == {where}
+    # Two of them in one document, the same but for their content: which one is meant is
+    # not a guess, on a claim new here too.
+    twice = copy.deepcopy(document)
+    reviews = twice["claims"][0]["reviews"]
+    reviews.append(reviews[0] | {"reason": "another reason"})
+    wipe()
+    curator = APIClient()
+    curator.force_authenticate(User.objects.create_user("curator3", is_staff=True))
+    assert _refused_at(curator, twice) == {f"claims.0.reviews.{len(reviews) - 1}"}
+    assert Claim.objects.count() == 0
+
+
+def test_a_refused_change_leaves_what_was_imported_as_it_was(
+    from_lab_a: tuple[APIClient, dict],
+) -> None:
+    curator, document = from_lab_a
+    before = curator.get("/api/v1/export/?model=inceptionv1").json()
+    changed = copy.deepcopy(document)
+    changed["claims"][0]["comments"][0]["body"] = "Awful."
+    changed["claims"][1]["reviews"] = []  # and a later review, on another claim
+    _refused_at(curator, changed)
+    after = curator.get("/api/v1/export/?model=inceptionv1").json()
+    unsigned = {"exported": None, "signature": None}  # both of the moment of export
+    assert after | unsigned == before | unsigned
+
+
+def test_a_document_names_only_its_own_people_and_dates_with_their_time_zone(
+    from_lab_a: tuple[APIClient, dict],
+) -> None:
+    curator, document = from_lab_a
+    users = User.objects.count()
+    stranger = copy.deepcopy(document)
+    stranger["claims"][0]["reviews"].append(
+        {
+            "revision": 2,
+            "reviewer": "mallory",
+            "verdict": "support",
+            "reason": "me",
+            "created": timezone.now().isoformat(),
+        }
+    )
+    index = len(stranger["claims"][0]["reviews"]) - 1
+    assert _refused_at(curator, stranger) == {f"claims.0.reviews.{index}.reviewer"}
+    naive = copy.deepcopy(document)
+    naive["claims"][0]["revisions"][0]["created"] = "2026-01-01T00:00:00"
+    response = curator.post("/api/v1/import/", naive, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "claims.0.revisions.0.created": [
+            "a date and time without a time zone; give its offset (Z or +01:00)"
+        ]
+    }
+    assert User.objects.count() == users

@@ -285,9 +285,7 @@ def circuit_read(
     elif model is not None:
         slug = model.slug if isinstance(model, Model) else model
     else:
-        raise GrammarError(
-            f"{parsed.target} names no model; write it as inceptionv1/{parsed.target}", column
-        )
+        raise GrammarError(references.no_model(parsed.target), column)
     found_model = Model.objects.filter(slug=slug).prefetch_related("layers").first()
     if found_model is None:
         raise GrammarError(f"unknown model {slug!r}", column)

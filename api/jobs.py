@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, serializers, status
@@ -148,12 +149,25 @@ class RenderJobListApi(generics.GenericAPIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+# What the planner names that a request gives as its neuron.
+_OF_THE_NEURON = frozenset({"model", "layer", "layers", "channels"})
+
+
 def _render(
     *, neuron: Neuron, requested_by: Any, kinds: list[str] | None = None, **budget: Any
 ) -> RenderPlan:
-    return render_request_neuron(
-        neuron=neuron, kinds=kinds, featurevis=budget or None, requested_by=requested_by
-    )
+    try:
+        return render_request_neuron(
+            neuron=neuron, kinds=kinds, featurevis=budget or None, requested_by=requested_by
+        )
+    except ValidationError as exc:
+        if not hasattr(exc, "error_dict"):
+            raise
+        # The planner's "model" (no weights there) is this request's "neuron".
+        errors: dict[str, list[str]] = {}
+        for name, messages in exc.message_dict.items():
+            errors.setdefault("neuron" if name in _OF_THE_NEURON else name, []).extend(messages)
+        raise ValidationError(errors) from None
 
 
 class RenderJobDetailApi(generics.GenericAPIView):

@@ -165,8 +165,9 @@ CANCEL_REFUSED = (
 
 def render_job_cancel_by(*, job: RenderJob, user: Any) -> bool:
     """Cancel ``job`` as ``user`` (its page's button and the API); False if it had ended.
-    Raises PermissionDenied when ``user`` may not cancel it."""
-    if job.is_active and not job.cancellable_by(user):
+    Raises PermissionDenied when ``user`` may not cancel it, ended or not: the answer to
+    someone else's job is the same whatever its state."""
+    if not job.cancels_for(user):
         raise PermissionDenied(CANCEL_REFUSED)
     return render_job_cancel(job_id=job.pk, by=user.get_username())
 

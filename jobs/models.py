@@ -191,9 +191,14 @@ class RenderJob(models.Model):
         return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
     def cancellable_by(self, user: Any) -> bool:
-        """Its requester may cancel an active job, and staff any, of a kind people ask for
-        (an app's own jobs, claims' evidence, end as that app says)."""
-        if not self.is_active or user is None or not user.is_authenticated:
+        """Whether ``user`` may cancel it now: it is active and theirs to cancel."""
+        return self.is_active and self.cancels_for(user)
+
+    def cancels_for(self, user: Any) -> bool:
+        """Whether ``user`` is who may cancel it, whatever its state: its requester, or
+        staff, for a kind people ask for (an app's own jobs, claims' evidence, end as that
+        app says)."""
+        if user is None or not user.is_authenticated:
             return False
         if self.kind not in kinds.names(requestable=True):
             return False

@@ -73,6 +73,17 @@ def find_layer(model: Model, name: str) -> Layer:
     raise BadReference(f"unknown layer {_shown(name)} in {model.slug} (layers: {known})")
 
 
+def no_model(ref: NeuronRef) -> str:
+    """What to say of a reference without a model: written with one that has its layer."""
+    for model in Model.objects.prefetch_related("layers").order_by("slug"):
+        try:
+            find_layer(model, ref.layer)
+        except BadReference:
+            continue
+        return f"{ref} names no model; write it as {model.slug}/{ref}"
+    return f"{ref} names no model, and no model here has its layer; write it as model/{ref}"
+
+
 def check_index(layer: Layer, index: int) -> None:
     if not 0 <= index < layer.channels:
         raise BadReference(
@@ -91,7 +102,7 @@ def resolve(text: str | NeuronRef, *, model: Model | str | None = None) -> Neuro
     elif model:
         found_model = find_model(model)
     else:
-        raise BadReference(f"{ref} names no model; write it as {EXAMPLES.split()[-1]}")
+        raise BadReference(no_model(ref))
     layer = find_layer(found_model, ref.layer)
     check_index(layer, ref.index)
     neuron = (

@@ -145,7 +145,7 @@ def test_a_render_request_says_what_is_wrong(
 ) -> None:
     as_alice = client_for(alice)
     cases = [
-        ({"neuron": "inceptionv1/4c:447"}, "model", "weights"),
+        ({"neuron": "inceptionv1/4c:447"}, "neuron", "weights"),  # its model lacks them
         ({"neuron": "mobilenet_v2/nope:1"}, "neuron", "unknown layer"),
         ({"neuron": REF, "kinds": ["sketch"]}, "kinds.0", "not a valid choice"),
         ({"neuron": REF, "steps": 100000}, "steps", "less than or equal"),

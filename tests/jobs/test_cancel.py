@@ -115,6 +115,7 @@ def test_only_its_requester_or_staff_may_cancel_a_job_over_the_api(
     )
     again = client_for(staff).post(f"/api/v1/render-jobs/{commands.pk}/cancel/")
     assert again.status_code == 200 and again.json()["status"] == "cancelled"  # as it is
+    assert client_for(alice).post(f"/api/v1/render-jobs/{commands.pk}/cancel/").status_code == 403
     assert client_for(alice).post("/api/v1/render-jobs/999999/cancel/").status_code == 404
 
 
@@ -138,6 +139,9 @@ def test_the_jobs_page_shows_who_asked_and_a_cancel_button_to_them_only(
     assert "cancelled by alice" in html and f"/jobs/{job.pk}/cancel/" not in html
     status = page.get(f"/jobs/{job.pk}/status/").json()
     assert status["status"] == "cancelled" and "duration" in status and "note" in status
+    # Ended, it is still not bob's to cancel: the same answer as while it ran.
+    page.force_login(bob)
+    assert page.post(f"/jobs/{job.pk}/cancel/").status_code == 403
 
 
 def test_claims_evidence_jobs_are_not_cancelled_by_hand(

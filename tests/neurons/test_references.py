@@ -60,5 +60,10 @@ def test_it_names_an_unknown_model(no_catalog: None, inceptionv1: Model) -> None
 
 
 def test_a_short_reference_without_a_model_is_refused_clearly(inceptionv1: Model) -> None:
-    with pytest.raises(BadReference, match="names no model"):
+    with pytest.raises(BadReference, match="names no model; write it as inceptionv1/4c:447"):
         resolve("4c:447")
+    # Written as the model that has the layer, or that none has it.
+    with pytest.raises(BadReference, match="write it as mobilenet_v2/f12:83"):
+        resolve("f12:83")
+    with pytest.raises(BadReference, match="no model here has its layer"):
+        resolve("layer9:1")

@@ -117,6 +117,17 @@ def _content(*, kind: str, target: Neuron, label: str, argument: str, expression
     )
 
 
+def revision_content(
+    *, kind: str, target: Neuron, label: str, argument: str, expression: str
+) -> tuple[str, str, str]:
+    """A revision's ``(label, argument, expression)`` as they are stored: stripped, the
+    expression in its canonical form (``4c:447 = 4b:373 + 4b:237``). Raises ClaimError."""
+    content = _content(
+        kind=kind, target=target, label=label, argument=argument, expression=expression
+    )
+    return content.label, content.argument, content.expression
+
+
 def _revision_add(
     *, claim: Claim, number: int, author: AbstractBaseUser, content: Content, based_on: int | None
 ) -> ClaimRevision:

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from annotations import services
 from annotations.models import Claim, ClaimRevision, ClaimTerm, Comment, Review
-from api.exchange import ExportDoc, claims_import
+from api.exchange import FORMAT, VERSION, ExportDoc, claims_import
 from neurons.models import Model, Neuron
 from neurons.references import resolve
 from people.services import profile_update
@@ -847,3 +847,42 @@ def test_a_document_names_only_its_own_people_and_dates_with_their_time_zone(
         ]
     }
     assert User.objects.count() == users
+
+
+def test_a_hand_written_document_imported_twice_adds_nothing_the_second_time(
+    inceptionv1: Model, client_for: Callable[[User], APIClient]
+) -> None:
+    now = timezone.now().isoformat()
+    revision = {
+        "number": 1,
+        "label": "  cars ",  # stored stripped
+        "argument": "wheels and windows ",
+        "expression": "4c:447=4b:373+ 4b:237",  # stored in its canonical form
+        "author": "ann",
+        "created": now,
+    }
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": "inceptionv1",
+        "source": LAB_A,
+        "people": [{"username": "ann"}],
+        "claims": [
+            {
+                "uid": NEW_UID,
+                "kind": "circuit",
+                "target": "inceptionv1/4c:447",
+                "author": "ann",
+                "created": now,
+                "revisions": [revision],
+            }
+        ],
+    }
+    curator = client_for(User.objects.create_user("curator", is_staff=True))
+    first = curator.post("/api/v1/import/", document, format="json")
+    assert first.status_code == 200 and first.json()["claims_created"] == 1, first.json()
+    stored = ClaimRevision.objects.get()
+    assert (stored.label, stored.expression) == ("cars", "4c:447 = 4b:373 + 4b:237")
+    again = curator.post("/api/v1/import/", document, format="json")
+    assert again.status_code == 200, again.json()
+    assert again.json()["claims_skipped"] == 1

@@ -90,6 +90,12 @@ class DatabaseBusy:
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def _ours(request: HttpRequest) -> bool:
+    """Whether the request is for one of the site's own pages: not the API, not the admin."""
+    match = request.resolver_match
+    return not is_api(request) and not (match is not None and "admin" in match.namespaces)
+
+
 class QueryCheck:
     """Checks of the path and the query, for every page and endpoint at once, each a 400
     naming what it refuses, so no view, form or database sees it:
@@ -128,9 +134,10 @@ class QueryCheck:
                     )
         if (where := undecodable_field(request.GET)) is not None:
             return _bad_text(request, where, NOT_UTF8)
-        if request.method == "POST" and request.content_type in FORMS and not is_api(request):
-            # A page's form field given twice (kind=circuit&kind=feature), likewise; the
-            # API's are refused by its serializers (api.fields.Input), where a list may be.
+        if request.method == "POST" and request.content_type in FORMS and _ours(request):
+            # A page's form field given twice (kind=circuit&kind=feature), likewise. The
+            # API's are refused by its serializers (api.fields.Input), where a list may be,
+            # and the admin's forms send lists (selected rows, a user's groups).
             for key, values in request.POST.lists():
                 if len(values) > 1 and key not in lists:
                     return _bad_text(request, key[:40], f"given {len(values)} times; give it once")

@@ -66,6 +66,20 @@ def test_a_form_field_given_twice_is_a_400_naming_it_on_pages_and_in_the_api(
     assert list(listed.json()["error"]["fields"]) == ["kinds.1"]  # the second one read
 
 
+def test_the_admin_s_forms_still_send_lists(client: Client, alice: User, bob: User) -> None:
+    # Rows selected for an action, as the admin's changelist sends them.
+    curator = User.objects.create_superuser("root", password="pw-root-123")
+    client.force_login(curator)
+    selected = urlencode(
+        {"action": "delete_selected", "_selected_action": [alice.pk, bob.pk]}, doseq=True
+    )
+    response = client.post(
+        "/admin/auth/user/", selected, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200  # the confirmation page, listing both
+    assert "alice" in response.content.decode() and "bob" in response.content.decode()
+
+
 @pytest.mark.parametrize("charset", ["UTF8", "utf-16", "iso-8859-1"])  # an unknown one: UTF-8
 def test_a_page_form_in_another_charset_is_a_400_for_a_browser_with_a_csrf_cookie(
     db: None, charset: str

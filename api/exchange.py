@@ -829,7 +829,7 @@ def _history_import(
             if (number, reviewer.pk, created) in have_reviews:
                 _same_as_here(
                     where, "review", have_reviews[number, reviewer.pk, created],
-                    (item["verdict"], item["reason"].strip()),
+                    (item["verdict"], item["reason"]),
                 )  # fmt: skip
                 if not people.speaks_for(reviewer):
                     continue
@@ -887,11 +887,19 @@ def _history_import(
     return added
 
 
+def _as_read(value: object) -> object:
+    if isinstance(value, tuple):
+        return tuple(_as_read(item) for item in value)
+    return _without_control_characters(value).strip() if isinstance(value, str) else value
+
+
 def _same_as_here(where: str, what: str, here: object, theirs: object) -> None:
     """Refuse a review or comment that is here already (same person, revision and time, or
     earlier in the document) with other content: neither is ever edited, so the document
     was, and which one to keep is not a guess."""
-    if here != theirs:
+    # Both as the document's text was read (stripped, without control characters: what was
+    # stored before they were refused may hold some, and its own export must import).
+    if _as_read(here) != _as_read(theirs):
         raise ValidationError(
             {
                 where: f"this {what} (same person and time) is here already, or earlier in "
@@ -923,7 +931,7 @@ def _comments_import(
         if (author.pk, item["created"]) in have:
             _same_as_here(
                 f"{path}.comments.{index}", "comment", have[author.pk, item["created"]],
-                item["body"].strip(),
+                item["body"],
             )  # fmt: skip
             if item["hidden"] and people.speaks_for(author):  # hidden there since imported here
                 for shown in Comment.objects.filter(
@@ -999,6 +1007,8 @@ def _claim_merge(
         if mine is None:
             continue
         theirs = (item["label"], item["argument"], item["expression"])
+        if (mine.label, mine.argument, mine.expression) == theirs:
+            continue
         try:  # as it was stored when imported: stripped, the expression canonical
             theirs = services.revision_content(
                 kind=claim.kind, target=claim.target, label=item["label"],
@@ -1018,31 +1028,37 @@ def _claim_merge(
     _comments_import(
         claim=claim, data=data, path=path, people=people, importer=importer, added=added
     )
-    # Only its author retracts a claim: a retraction comes from their own instance (or, for
-    # this instance's people, from its own export); a moderator's hiding, likewise.
-    retracted = bool(data["retracted_at"]) and not claim.retracted
-    if retracted:
+    # Only its author retracts a claim: a retraction comes from their own instance, or, for
+    # this instance's people, from its own export. A hiding, a moderator's, comes from the
+    # author's instance, as for reviews and comments (this instance's own export does not
+    # hide again what staff here have shown since).
+    author = claim.author.get_username()
+    retract = bool(data["retracted_at"]) and not claim.retracted
+    if retract:
         people.writes_as(claim.author, f"{path}.retracted_at")
-    hide = data["hidden"] and not claim.hidden
-    for flag, wanted, what in (
-        ("retracted_at", retracted, "retracted"),
-        ("hidden", hide, "hidden"),
-    ):
-        if wanted and not people.follows(claim.author):
+        retract = people.follows(claim.author)
+        if not retract:
             report.ignored.append(
-                f"{path}.{flag}: claim {claim.uid} is {what} in the document; only "
-                f"{claim.author.get_username()}'s own instance says so here"
+                f"{path}.retracted_at: claim {claim.uid} is retracted in the document; only "
+                f"{author}'s own instance says so here"
             )
-    retracted = retracted and people.follows(claim.author)
-    hide = hide and people.follows(claim.author)
-    added.flags += retracted + hide
-    if added or retracted or hide:
+    hide = data["hidden"] and not claim.hidden
+    if hide:
+        hide = people.speaks_for(claim.author)
+        if not hide and not people.follows(claim.author):
+            report.ignored.append(
+                f"{path}.hidden: claim {claim.uid} is hidden in the document; only "
+                f"{author}'s own instance's moderation is taken here"
+            )
+    added.flags += retract + hide
+    if added:
         _claim_end_state(
             claim=claim,
             data=data,
             author=claim.author,
             importer=importer,
             since=before,
+            retract=retract,
             hide=hide,
         )
     return added
@@ -1055,13 +1071,15 @@ def _claim_end_state(
     author: AbstractBaseUser,
     importer: AbstractBaseUser,
     since: datetime | None = None,
+    retract: bool | None = None,
     hide: bool | None = None,
 ) -> None:
-    """Retracted, hidden (or as ``hide`` says) and last updated as the document says (not
-    before ``since``, the last update here of a claim merged)."""
+    """Retracted, hidden (or as ``retract`` and ``hide`` say: what of the document a merge
+    takes) and last updated as the document says (not before ``since``, the last update
+    here of a claim merged)."""
     claim.refresh_from_db()
     updated = max(r["created"] for r in data["revisions"])
-    if data["retracted_at"] is not None:
+    if data["retracted_at"] is not None if retract is None else retract:
         if not claim.retracted:
             services.claim_retract(claim=claim, author=author)
         updated = max(updated, data["retracted_at"])

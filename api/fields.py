@@ -8,7 +8,8 @@ from typing import Any
 
 from django.http import QueryDict
 from rest_framework import serializers
-from rest_framework.fields import ListField
+from rest_framework.fields import ListField, MultipleChoiceField
+from rest_framework.relations import ManyRelatedField
 
 from neurons.validation import one_line
 
@@ -50,6 +51,9 @@ class Whole(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+LISTS = (ListField, MultipleChoiceField, ManyRelatedField)  # fields that read a key's every value
+
+
 class Input(serializers.Serializer):
     """A request's body: a field it does not have is a 400 naming it. DRF drops one
     silently, so a misspelt field, or one that never changes (a claim's ``kind``), seemed
@@ -75,7 +79,7 @@ class Input(serializers.Serializer):
             repeated = {
                 name: [f"given {len(values)} times; give it once"]
                 for name, values in data.lists()
-                if len(values) > 1 and not isinstance(self.fields.get(name), ListField)
+                if len(values) > 1 and not isinstance(self.fields.get(name), LISTS)
             }
             if repeated:
                 raise serializers.ValidationError(repeated)

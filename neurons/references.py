@@ -75,13 +75,14 @@ def find_layer(model: Model, name: str) -> Layer:
 
 def no_model(ref: NeuronRef) -> str:
     """What to say of a reference without a model: written with one that has its layer."""
+    shown = str(ref) if len(str(ref)) <= 80 else f"{str(ref)[:80]}..."  # as _shown cuts it
     for model in Model.objects.prefetch_related("layers").order_by("slug"):
         try:
             find_layer(model, ref.layer)
         except BadReference:
             continue
-        return f"{ref} names no model; write it as {model.slug}/{ref}"
-    return f"{ref} names no model, and no model here has its layer; write it as model/{ref}"
+        return f"{shown} names no model; write it as {model.slug}/{shown}"
+    return f"{shown} names no model, and no model here has its layer; write it as model/{shown}"
 
 
 def check_index(layer: Layer, index: int) -> None:

@@ -145,8 +145,9 @@ def undecodable_field(data: QueryDict, files: Mapping[str, File] | None = None) 
 
 
 def repeatable(*names: str) -> Callable[[V], V]:
-    """Mark a view that reads a list of these query parameters (``?id=3&id=5``): others
-    given twice are refused before any view (``microscope.middleware.QueryCheck``)."""
+    """Mark a view that reads a list of these query parameters (``?id=3&id=5``) or form
+    fields: others given twice are refused before any view
+    (``microscope.middleware.QueryCheck``)."""
 
     def mark(view: V) -> V:
         view.repeatable = frozenset(names)  # type: ignore[attr-defined]

@@ -757,8 +757,12 @@ def test_a_claim_retracted_or_hidden_there_since_is_so_here_and_the_report_says_
     for person in third["people"]:
         person |= {"origin": LAB_A, "origin_username": person["username"]}
     third["claims"][0] |= {"retracted_at": timezone.now().isoformat(), "hidden": True}
+    # With something it may add: a comment by one of lab A's people, made since.
+    comment = {"author": "carol", "body": "Seen at lab C.", "created": timezone.now().isoformat()}
+    third["claims"][0]["comments"].append(comment)
     report = curator.post("/api/v1/import/", third, format="json").json()
-    assert (report["claims_merged"], report["claims_skipped"], report["flags"]) == (0, 3, 0)
+    assert (report["claims_merged"], report["claims_skipped"], report["flags"]) == (1, 2, 0)
+    assert report["comments"] == 1
     assert [line.split(":")[0] for line in report["ignored"]] == [
         "claims.0.retracted_at",
         "claims.0.hidden",
@@ -812,9 +816,11 @@ def test_a_refused_change_leaves_what_was_imported_as_it_was(
     curator, document = from_lab_a
     before = curator.get("/api/v1/export/?model=inceptionv1").json()
     changed = copy.deepcopy(document)
+    # A review it would add (reviews are taken before comments), then a comment it refuses.
+    review = {"revision": 2, "reviewer": "carol", "verdict": "support", "reason": "now I see"}
+    changed["claims"][0]["reviews"].append(review | {"created": timezone.now().isoformat()})
     changed["claims"][0]["comments"][0]["body"] = "Awful."
-    changed["claims"][1]["reviews"] = []  # and a later review, on another claim
-    _refused_at(curator, changed)
+    assert _refused_at(curator, changed) == {"claims.0.comments.0"}
     after = curator.get("/api/v1/export/?model=inceptionv1").json()
     unsigned = {"exported": None, "signature": None}  # both of the moment of export
     assert after | unsigned == before | unsigned

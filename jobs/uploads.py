@@ -25,6 +25,9 @@ FORMATS = ("JPEG", "PNG", "WEBP")  # the only parsers that ever read an upload
 # it); its first frame is the picture.
 ACCEPTED = (*FORMATS, "MPO")
 STORED_SIDE = 512  # the stored copy's longer side at most: explorations see the model's size
+# The longer side at most, read from the header as the pixel count is: Pillow keeps a few
+# bytes per row, so a 1 x 39,000,000 PNG (76 KB, under the pixel limit) held 1.2 GB.
+MAX_SIDE = 16_384
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,14 @@ def upload_read(upload: Any) -> bytes:
     if upload.size is not None and upload.size > limit:
         raise _refuse(f"the file is {upload.size:,} bytes; the limit is {limit:,}")
     return upload.read(limit + 1)
+
+
+def _rgb(image: Any) -> Any:
+    """``image`` in 8-bit RGB. A 16-bit grey PNG (Pillow's ``I;16`` or ``I``) is scaled
+    from 0-65535: Pillow's own conversion clips it at 255, and stored it nearly all white."""
+    if image.mode.startswith("I"):
+        image = image.convert("I").point(lambda value: value * (255 / 65535) + 0.5).convert("L")
+    return image.convert("RGB")
 
 
 def image_check(data: bytes) -> Checked:
@@ -70,8 +81,10 @@ def image_check(data: bytes) -> Checked:
                     raise _refuse(
                         f"{width}x{height} is {width * height:,} pixels; the limit is {pixels:,}"
                     )
+                if max(width, height) > MAX_SIDE:
+                    raise _refuse(f"{width}x{height}: a side is at most {MAX_SIDE:,} pixels")
                 image.load()
-                upright = ImageOps.exif_transpose(image).convert("RGB")
+                upright = _rgb(ImageOps.exif_transpose(image))
     except ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

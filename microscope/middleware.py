@@ -135,10 +135,10 @@ class QueryCheck:
         if (where := undecodable_field(request.GET)) is not None:
             return _bad_text(request, where, NOT_UTF8)
         if request.method == "POST" and request.content_type in FORMS and _ours(request):
-            # A page's form field given twice (kind=circuit&kind=feature), likewise. The
+            # A page's form field or file given twice (kind=circuit&kind=feature), likewise. The
             # API's are refused by its serializers (api.fields.Input), where a list may be,
             # and the admin's forms send lists (selected rows, a user's groups).
-            for key, values in request.POST.lists():
+            for key, values in [*request.POST.lists(), *request.FILES.lists()]:
                 if len(values) > 1 and key not in lists:
                     return _bad_text(request, key[:40], f"given {len(values)} times; give it once")
         return None

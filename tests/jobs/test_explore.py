@@ -8,6 +8,7 @@ import struct
 import zlib
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -69,6 +70,14 @@ def test_an_upload_is_read_by_its_content_turned_upright_and_stripped(settings: 
     assert len(bomb) < 100 and "too many pixels; the limit is 40,000,000" in refused(bomb)
     below_pillows_own_check = png_header_only(8_000, 8_000)
     assert "64,000,000 pixels; the limit is 40,000,000" in refused(below_pillows_own_check)
+    # A thin one, under the pixel limit: Pillow keeps bytes per row (1.2 GB for 1 x 39M).
+    thin = png_header_only(1, 39_000_000)
+    assert "1x39000000: a side is at most 16,384 pixels" in refused(thin)
+    # A 16-bit grey PNG, scaled to 8 bits (Pillow's conversion clipped it at 255: white).
+    ramp = np.arange(0, 65536, 256, dtype=np.uint16).reshape(16, 16)
+    stored = Image.open(io.BytesIO(image_check(encoded(Image.fromarray(ramp), "PNG")).content))
+    expected = np.round(ramp / 65535 * 255).astype(np.uint8)
+    assert np.array_equal(np.asarray(stored)[..., 0], expected)
     settings.MICROSCOPE_UPLOAD_MAX_BYTES = 100
     assert "the limit is 100" in refused(encoded(Image.new("RGB", (64, 64)), "BMP"))
 
@@ -194,6 +203,12 @@ def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(
     assert said["fields"]["image"] == ["send an image or name one of the corpus, not both"]
     page = ada.post("/explore/", {"model": "mobilenet_v2", "corpus_image": "../secret"})
     assert page.status_code == 400 and b"is not an image of the corpus" in page.content
+    # Two files for one field: which one was meant is not a guess (the page took the last).
+    two = [io.BytesIO(b"junk"), io.BytesIO(photo)]
+    for n, part in enumerate(two):
+        part.name = f"{n}.jpg"
+    page = ada.post("/explore/", {"model": "mobilenet_v2", "image": two})
+    assert page.status_code == 400 and b"image: given 2 times; give it once" in page.content
     assert not Upload.objects.exists() and not Exploration.objects.exists()
     assert not RenderJob.objects.exists()
 

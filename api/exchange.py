@@ -130,6 +130,20 @@ class Moment(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
+class Version(serializers.IntegerField):
+    """The format's version, a JSON number as exports write it: a ChoiceField also took the
+    text "1"."""
+
+    default_error_messages = {
+        "version": f"this instance reads version {VERSION} of the format, a number"
+    }
+
+    def to_internal_value(self, data: Any) -> int:
+        if type(data) is not int or data != VERSION:
+            self.fail("version")
+        return data
+
+
 class RevisionDoc(serializers.Serializer):
     number = Whole(min_value=1, max_value=2**31 - 1)
     label = OneLine(allow_blank=True)
@@ -258,7 +272,7 @@ class ListDoc(serializers.Serializer):
 
 class ExportDoc(serializers.Serializer):
     format = serializers.ChoiceField(choices=[FORMAT])
-    version = serializers.ChoiceField(choices=[VERSION])
+    version = Version(help_text=f"{VERSION}")
     model = Slug()
     exported = Moment(required=False)
     source = Text(

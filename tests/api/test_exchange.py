@@ -185,6 +185,11 @@ def test_a_bad_document_is_refused_whole_with_the_path_of_the_problem(
 
     response = curator.post("/api/v1/import/", {"format": "csv"}, format="json")
     assert response.status_code == 400 and "format" in response.json()["error"]["fields"]
+    for version in ("1", 2, 1.0, True):  # the number 1 only
+        response = curator.post("/api/v1/import/", document | {"version": version}, format="json")
+        assert response.json()["error"]["fields"] == {
+            "version": ["this instance reads version 1 of the format, a number"]
+        }, version
     assert not Claim.objects.exists() and not User.objects.filter(username="alice").exists()
 
 

@@ -116,7 +116,7 @@ class Moment(serializers.DateTimeField):
     server's zone and there in another's."""
 
     default_error_messages = {
-        "naive": "a date and time without a time zone; give its offset (Z or +01:00)"
+        "naive": "no time zone; give a date and time with its offset (2026-11-02T09:15:00Z)"
     }
 
     def to_internal_value(self, value: Any) -> datetime:

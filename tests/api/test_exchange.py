@@ -854,9 +854,13 @@ def test_a_document_names_only_its_own_people_and_dates_with_their_time_zone(
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
         "claims.0.revisions.0.created": [
-            "a date and time without a time zone; give its offset (Z or +01:00)"
+            "no time zone; give a date and time with its offset (2026-11-02T09:15:00Z)"
         ]
     }
+    bare = copy.deepcopy(document)
+    bare["claims"][0]["revisions"][0]["created"] = "2026-01-01"  # a day: no moment either
+    response = curator.post("/api/v1/import/", bare, format="json")
+    assert list(response.json()["error"]["fields"]) == ["claims.0.revisions.0.created"]
     assert User.objects.count() == users
 
 

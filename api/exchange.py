@@ -996,7 +996,14 @@ def _claim_import(
     _comments_import(
         claim=claim, data=data, path=path, people=people, importer=importer, added=added
     )
-    _claim_end_state(claim=claim, data=data, author=author, importer=importer)
+    _claim_end_state(
+        claim=claim,
+        data=data,
+        author=author,
+        importer=importer,
+        retract=data["retracted_at"] is not None,
+        hide=data["hidden"],
+    )
     return claim, added
 
 
@@ -1084,21 +1091,21 @@ def _claim_end_state(
     data: Mapping[str, Any],
     author: AbstractBaseUser,
     importer: AbstractBaseUser,
+    retract: bool,
+    hide: bool,
     since: datetime | None = None,
-    retract: bool | None = None,
-    hide: bool | None = None,
 ) -> None:
-    """Retracted, hidden (or as ``retract`` and ``hide`` say: what of the document a merge
-    takes) and last updated as the document says (not before ``since``, the last update
+    """Retracted and hidden as ``retract`` and ``hide`` say (what of the document is
+    taken), and last updated as the document says (not before ``since``, the last update
     here of a claim merged)."""
     claim.refresh_from_db()
     updated = max(r["created"] for r in data["revisions"])
-    if data["retracted_at"] is not None if retract is None else retract:
+    if retract:
         if not claim.retracted:
             services.claim_retract(claim=claim, author=author)
         updated = max(updated, data["retracted_at"])
         Claim.objects.filter(pk=claim.pk).update(retracted_at=data["retracted_at"])
-    if (data["hidden"] if hide is None else hide) and not claim.hidden:
+    if hide and not claim.hidden:
         services.content_hide(moderator=importer, content=claim)
     Claim.objects.filter(pk=claim.pk).update(updated=max(updated, since or updated))
 

@@ -283,15 +283,13 @@ def render_copy(model: nn.Module, *, keep: Sequence[str] = (), cpu: bool = False
             if _foldable(conv, bn, kept):
                 setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
                 setattr(parent, bn_name, nn.Identity())
+    pointwise = cpu and torch.backends.mkldnn.is_available()
     for parent in list(prepared.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.ReLU6 and child.inplace:
                 setattr(parent, name, _InPlaceReLU6(inplace=True))
-    if cpu and torch.backends.mkldnn.is_available():
-        for parent in list(prepared.modules()):
-            for name, child in list(parent.named_children()):
-                if _OneDnnPointwise.suits(child):
-                    setattr(parent, name, _OneDnnPointwise.replacing(child))
+            elif pointwise and _OneDnnPointwise.suits(child):
+                setattr(parent, name, _OneDnnPointwise.replacing(child))
     if cpu:
         prepared = prepared.to(memory_format=torch.channels_last)
     return prepared.eval().requires_grad_(False)  # new modules included

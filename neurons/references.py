@@ -41,7 +41,11 @@ class NeuronRef:
 def _shown(text: str) -> str:
     """What was written, quoted for a message: no longer than a line (a command takes any
     length, and would print a 5,000-character name back whole)."""
-    return repr(text if len(text) <= 80 else f"{text[:80]}...")
+    return repr(_cut(text))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:80]}..."
 
 
 def parse(text: str) -> NeuronRef:
@@ -75,7 +79,7 @@ def find_layer(model: Model, name: str) -> Layer:
 
 def no_model(ref: NeuronRef) -> str:
     """What to say of a reference without a model: written with one that has its layer."""
-    shown = str(ref) if len(str(ref)) <= 80 else f"{str(ref)[:80]}..."  # as _shown cuts it
+    shown = _cut(str(ref))
     for model in Model.objects.prefetch_related("layers").order_by("slug"):
         try:
             find_layer(model, ref.layer)
